@@ -1,0 +1,104 @@
+"""Import real radiographs from a folder or a zip file into a pool."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from readerstudy.archive.decoding import Refused, decode
+from readerstudy.archive.encoding import pixel_sha256
+from readerstudy.archive.models import Image, Pool, Source
+
+SKIPPED_NAMES = {".DS_Store", "Thumbs.db", "DICOMDIR"}
+
+
+@dataclass
+class ImportSummary:
+    pool: str
+    imported: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"Pool {self.pool}: {len(self.imported)} imported, "
+            f"{len(self.duplicates)} duplicates, {len(self.skipped)} skipped"
+        ]
+        out += [f"  duplicate  {name}: same pixels as {other}" for name, other in self.duplicates]
+        out += [f"  skipped    {name}: {reason}" for name, reason in self.skipped]
+        return out
+
+
+def iter_sources(path: Path, max_bytes: int) -> Iterator[tuple[str, bytes | Refused]]:
+    """Yield (name, file bytes) for every candidate file, in a stable order."""
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                if info.is_dir() or Path(info.filename).name in SKIPPED_NAMES or "__MACOSX" in info.filename:
+                    continue
+                if info.file_size > max_bytes:
+                    yield info.filename, Refused(f"too large: {info.file_size} bytes exceeds {max_bytes}")
+                    continue
+                try:
+                    yield info.filename, archive.read(info)
+                except (zipfile.BadZipFile, OSError, EOFError) as error:
+                    yield info.filename, Refused(f"corrupt zip member: {error}")
+    elif path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            if file.name in SKIPPED_NAMES or file.name.startswith("."):
+                continue
+            name = str(file.relative_to(path))
+            size = file.stat().st_size
+            if size > max_bytes:
+                yield name, Refused(f"too large: {size} bytes exceeds {max_bytes}")
+                continue
+            yield name, file.read_bytes()
+    elif path.is_file():
+        if path.stat().st_size > max_bytes:
+            yield path.name, Refused(f"too large: {path.stat().st_size} bytes exceeds {max_bytes}")
+        else:
+            yield path.name, path.read_bytes()
+    else:
+        raise FileNotFoundError(f"{path} is not a file, folder or zip archive")
+
+
+def import_images(path: Path, pool: Pool) -> ImportSummary:
+    """Import every usable image under ``path`` into ``pool``.
+
+    Unusable files are skipped with a reason. Rows are created in one
+    transaction at the end: an import that fails part-way (a crash, a full
+    disk, a database error) adds no row at all, and the files it had already
+    written are removed.
+    """
+    summary = ImportSummary(pool=pool.name)
+    known = dict(pool.images.filter(source=Source.REAL).values_list("pixel_sha256", "origin__filename"))
+    built: list[Image] = []
+    try:
+        for name, data in iter_sources(path, settings.IMPORT_MAX_BYTES):
+            try:
+                if isinstance(data, Refused):
+                    raise data
+                pixels = decode(data, max_pixels=settings.IMPORT_MAX_PIXELS, min_side=pool.presentation_size)
+            except Refused as refusal:
+                summary.skipped.append((name, str(refusal)))
+                continue
+            levels = pool.present(pixels)
+            digest = pixel_sha256(levels)
+            if digest in known:
+                summary.duplicates.append((name, known[digest]))
+                continue
+            built.append(Image.build(pool, levels, Source.REAL, origin={"filename": name}))
+            known[digest] = name
+            summary.imported.append(name)
+        with transaction.atomic():
+            Image.objects.bulk_create(built)
+    except BaseException:
+        for image in built:
+            image.delete_file()
+        raise
+    return summary

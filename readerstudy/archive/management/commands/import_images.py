@@ -1,0 +1,30 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from readerstudy.archive.importing import import_images
+from readerstudy.archive.models import Pool
+
+
+class Command(BaseCommand):
+    help = "Import real radiographs (DICOM, PNG, JPEG, TIFF) from a folder or zip file into a pool."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--pool", required=True, help="pool name; created if it does not exist")
+        parser.add_argument("--size", type=int, help="presentation size in pixels (new pools; default 256)")
+        parser.add_argument("--bit-depth", type=int, choices=[8, 16], help="presentation bit depth (new pools; default 16)")
+
+    def handle(self, path: Path, pool: str, size: int | None, bit_depth: int | None, **options):
+        if not path.exists():
+            raise CommandError(f"{path} does not exist")
+        defaults = {k: v for k, v in {"presentation_size": size, "bit_depth": bit_depth}.items() if v}
+        target, created = Pool.objects.get_or_create(name=pool, defaults=defaults)
+        if not created and defaults and any(getattr(target, k) != v for k, v in defaults.items()):
+            raise CommandError(
+                f"pool {pool} already exists with size {target.presentation_size} and "
+                f"{target.bit_depth}-bit images; its images must all share one presentation"
+            )
+        summary = import_images(path, target)
+        for line in summary.lines():
+            self.stdout.write(line)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db import models
+
+from readerstudy.archive import encoding
+
+
+def new_token() -> str:
+    # 192 random bits: image URLs cannot be guessed or enumerated.
+    return secrets.token_urlsafe(24)
+
+
+class Source(models.TextChoices):
+    REAL = "real", "Real"
+    SYNTHETIC = "synthetic", "Synthetic"
+
+
+class Pool(models.Model):
+    """A named collection of presentation images sharing one size and bit depth.
+
+    Real radiographs are imported into a pool; synthetic images made for a
+    study on that pool are stored in it too, through the same encoder.
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    presentation_size = models.PositiveIntegerField(default=256)
+    bit_depth = models.PositiveSmallIntegerField(choices=[(8, "8-bit"), (16, "16-bit")], default=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def real_images(self) -> models.QuerySet[Image]:
+        return self.images.filter(source=Source.REAL)
+
+    def present(self, pixels: np.ndarray) -> np.ndarray:
+        return encoding.to_presentation(pixels, self.presentation_size, self.bit_depth)
+
+
+class Image(models.Model):
+    """One presentation image, real or synthetic, as readers receive it.
+
+    Readers only ever see ``token``: the URL /img/<token> says nothing about
+    the source, and the stored file is named by the token alone. ``origin``
+    (original file name, or the generator provenance) is for coordinators and
+    the audit trail only.
+    """
+
+    token = models.CharField(max_length=40, unique=True, default=new_token, editable=False)
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="images")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    pixel_sha256 = models.CharField(max_length=64, db_index=True)
+    content_sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bit_depth = models.PositiveSmallIntegerField()
+    byte_size = models.PositiveIntegerField()
+    origin = models.JSONField(default=dict, blank=True)
+    # Synthetic images are cached by how they were made (checkpoint, seed, label, truncation).
+    generation_key = models.CharField(max_length=200, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "generation_key"], name="unique_generation_per_pool"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pool.name}/{self.token[:8]}"
+
+    @property
+    def storage_name(self) -> str:
+        return f"{self.token}.png"
+
+    def read_bytes(self) -> bytes:
+        with storages["images"].open(self.storage_name, "rb") as handle:
+            return handle.read()
+
+    def read_levels(self) -> np.ndarray:
+        return encoding.decode_png(self.read_bytes())
+
+    @classmethod
+    def build(cls, pool: Pool, levels: np.ndarray, source: str, origin: dict, **fields) -> Image:
+        """Encode presentation pixels, store the file and return an unsaved row.
+
+        The file is written first and the row saved by the caller, so a row
+        never points at a missing file; an unreferenced file left by a crash
+        is harmless.
+        """
+        data = encoding.encode_png(levels)
+        image = cls(
+            pool=pool,
+            source=source,
+            pixel_sha256=encoding.pixel_sha256(levels),
+            content_sha256=encoding.hashlib.sha256(data).hexdigest(),
+            width=levels.shape[1],
+            height=levels.shape[0],
+            bit_depth=pool.bit_depth,
+            byte_size=len(data),
+            origin=origin,
+            **fields,
+        )
+        storages["images"].save(image.storage_name, ContentFile(data))
+        return image
+
+    def delete_file(self) -> None:
+        storages["images"].delete(self.storage_name)

@@ -1,0 +1,181 @@
+"""What a reader sees: their studies, instructions, one case at a time, and images.
+
+Blinding rules these views follow: a reader's page and its image URLs are
+built the same way for real and synthetic images; images are served with the
+same headers from the same store; a reader never sees whether an answer was
+correct.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from readerstudy.accounts.models import profile_of
+from readerstudy.archive.encoding import CONTENT_TYPE
+from readerstudy.archive.models import Image
+from readerstudy.studies.models import Answer, Assignment, Design, Slot, Study
+
+MAX_READING_MS = 24 * 3600 * 1000
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    profile = profile_of(request.user)
+    assignments = (
+        Assignment.objects.filter(reader=request.user, study__is_open=True).select_related("study").order_by("study__name")
+    )
+    rows = [(a, *a.progress()) for a in assignments]
+    studies = Study.objects.order_by("name") if profile.is_analyst or profile.is_coordinator else Study.objects.none()
+    return render(request, "reading/home.html", {"profile": profile, "rows": rows, "studies": studies})
+
+
+def _assignment(request: HttpRequest, study_id: int) -> Assignment:
+    assignment = Assignment.objects.filter(study_id=study_id, reader=request.user, study__is_open=True).select_related("study").first()
+    if assignment is None:
+        raise Http404("No such study for this reader")
+    return assignment
+
+
+@login_required
+def instructions(request: HttpRequest, study_id: int) -> HttpResponse:
+    assignment = _assignment(request, study_id)
+    done, total = assignment.progress()
+    return render(request, "reading/instructions.html", {"assignment": assignment, "study": assignment.study, "done": done, "total": total})
+
+
+@login_required
+def read(request: HttpRequest, study_id: int) -> HttpResponse:
+    """The next unanswered case: reloading or coming back later resumes here."""
+    assignment = _assignment(request, study_id)
+    study = assignment.study
+    if not study.is_ready():
+        return render(request, "reading/not_ready.html", {"study": study}, status=503)
+    slot = assignment.next_slot()
+    if slot is None:
+        assignment.mark_completed_if_done()
+        return render(request, "reading/finished.html", {"study": study})
+    slot.mark_served()
+    done, total = assignment.progress()
+    panes = [{"url": reverse("image", args=[image.token])} for image in slot.images_in_display_order()]
+    if study.design == Design.PAIRED:
+        panes[0]["label"], panes[1]["label"] = "Left", "Right"
+    else:
+        panes[0]["label"] = "Image"
+    context = {
+        "study": study,
+        "slot": slot,
+        "panes": panes,
+        "done": done,
+        "total": total,
+        "percent": round(100 * done / total) if total else 0,
+        # A fresh key for this rendering; a retried or double-clicked submit repeats it.
+        "idempotency_key": uuid.uuid4(),
+        "answer_url": reverse("answer", args=[study.pk, slot.position]),
+    }
+    return render(request, "reading/read.html", context)
+
+
+def _bad(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@login_required
+@require_POST
+def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
+    """Store an answer exactly once. Repeating a request with the same key is harmless."""
+    assignment = _assignment(request, study_id)
+    try:
+        payload = json.loads(request.body)
+        key = uuid.UUID(str(payload["idempotency_key"]))
+        choice = str(payload["answer"])
+        reading_ms = int(payload["reading_ms"])
+        confidence = payload.get("confidence")
+        client = payload.get("client") or {}
+    except (ValueError, KeyError, TypeError):
+        return _bad("malformed answer: expected JSON with idempotency_key, answer and reading_ms")
+
+    next_url = reverse("read", args=[study_id])
+    existing = Answer.objects.filter(idempotency_key=key).select_related("slot").first()
+    if existing is not None:
+        if existing.slot.assignment_id != assignment.pk:
+            return _bad("this key belongs to another answer", 409)
+        return JsonResponse({"status": "already stored", "next": next_url})
+
+    slot = get_object_or_404(Slot.objects.select_related("case", "assignment__study"), assignment=assignment, position=position)
+    study = assignment.study
+    valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
+    if choice not in valid:
+        return _bad(f"answer must be one of {', '.join(valid)}")
+    if study.design == Design.MIXED:
+        if confidence is None or str(confidence) not in {"1", "2", "3", "4", "5"}:
+            return _bad("confidence must be 1 to 5")
+        confidence = int(confidence)
+    else:
+        confidence = None
+    if not 0 <= reading_ms <= MAX_READING_MS or not isinstance(client, dict):
+        return _bad("reading_ms or client state out of range")
+    if slot.first_served_at is None:
+        return _bad("this case was never served", 409)
+    if slot.answers.filter(question=study.question).exists():
+        return JsonResponse({"status": "already answered", "next": next_url})
+    try:
+        with transaction.atomic():
+            Answer.objects.create(
+                slot=slot,
+                question=study.question,
+                idempotency_key=key,
+                answer=choice,
+                confidence=confidence,
+                served_at=slot.first_served_at,
+                answered_at=timezone.now(),
+                reading_ms=reading_ms,
+                client=client,
+            )
+    except IntegrityError:  # a concurrent duplicate won the race; the answer is stored once
+        return JsonResponse({"status": "already stored", "next": next_url})
+    assignment.mark_completed_if_done()
+    return JsonResponse({"status": "stored", "next": next_url})
+
+
+# Every image response carries exactly these headers, whatever its source.
+# No Last-Modified: synthetic images are created later than real ones.
+IMAGE_HEADERS = {
+    "Cache-Control": "private, max-age=86400, immutable",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Disposition": "inline",
+}
+
+
+@login_required
+@require_GET
+def image(request: HttpRequest, token: str) -> HttpResponse:
+    """Serve a presentation image to someone entitled to see it."""
+    image = Image.objects.filter(token=token).only("token").first()
+    if image is None or not _may_view(request, image):
+        raise Http404("No such image")
+    response = HttpResponse(image.read_bytes(), content_type=CONTENT_TYPE)
+    for name, value in IMAGE_HEADERS.items():
+        response[name] = value
+    return response
+
+
+def _may_view(request: HttpRequest, image: Image) -> bool:
+    profile = profile_of(request.user)
+    if profile.is_coordinator:
+        return True
+    # One query either way, so the check takes no longer for one source than the other.
+    return Slot.objects.filter(
+        Q(case__real_image=image) | Q(case__synthetic_image=image),
+        assignment__reader=request.user,
+        assignment__study__is_open=True,
+    ).exists()

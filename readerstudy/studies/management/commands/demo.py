@@ -1,0 +1,97 @@
+"""Build the demo: a simulated archive, the demo generator, two studies and four people."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from readerstudy.accounts.models import Profile, Role, Specialty
+from readerstudy.archive.importing import import_images
+from readerstudy.archive.models import Pool
+from readerstudy.studies.generation import prepare
+from readerstudy.studies.models import Design, GeneratorCheckpoint, Study
+
+DEMO_POOL = "demo-chest"
+DEMO_CHECKPOINT = "demo-dcgan.safetensors"
+DEMO_PEOPLE = [
+    # username, role, specialty, years of experience
+    ("coordinator", Role.COORDINATOR, Specialty.OTHER, 0),
+    ("analyst", Role.ANALYST, Specialty.OTHER, 0),
+    ("radiologist", Role.READER, Specialty.RADIOLOGIST, 12),
+    ("surgeon", Role.READER, Specialty.ORTHOPAEDIC_SURGEON, 8),
+]
+DEMO_STUDIES = [
+    # name, design, cases, seed
+    ("Demo paired study", Design.PAIRED, 12, 20261126),
+    ("Demo mixed study", Design.MIXED, 12, 20261127),
+]
+INSTRUCTIONS = (
+    "These are simulated chest radiographs rendered from a public CT scan, and images from a "
+    "generator trained on them. Read as you would a frontal chest radiograph."
+)
+
+
+class Command(BaseCommand):
+    help = "Build the demo archive, generator, studies and accounts, then serve the site."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-serve", action="store_true", help="build everything and exit")
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="address to serve on")
+
+    def handle(self, no_serve: bool, addr: str, **options):
+        call_command("migrate", verbosity=0, interactive=False)
+        call_command("collectstatic", verbosity=0, interactive=False)
+        pool = self.build_archive()
+        checkpoint = self.register_generator()
+        passwords = self.create_people()
+        readers = [User.objects.get(username=name) for name, role, *_ in DEMO_PEOPLE if role == Role.READER]
+        for name, design, cases, seed in DEMO_STUDIES:
+            study, _ = Study.objects.get_or_create(
+                name=name,
+                defaults=dict(design=design, pool=pool, generator=checkpoint, case_count=cases, seed=seed, instructions=INSTRUCTIONS),
+            )
+            self.stdout.write(f"Preparing {name}: drawing {cases} cases and generating synthetic images…")
+            prepare(study)
+            for reader in readers:
+                study.assign(reader)
+            Study.objects.filter(pk=study.pk).update(is_open=True)
+
+        self.stdout.write(self.style.SUCCESS("\nThe demo is ready."))
+        self.stdout.write(f"Open http://{addr}/ and log in as one of:")
+        for name, role, specialty, _ in DEMO_PEOPLE:
+            self.stdout.write(f"  {name:<12} password {passwords[name]:<18} {role.label}" + (f", {specialty.label}" if role == Role.READER else ""))
+        self.stdout.write("Passwords are new each time the demo is built.")
+        if not no_serve:
+            call_command("runserver", addr, use_reloader=False)
+
+    def build_archive(self) -> Pool:
+        from generator.demo import DEMO_RESOLUTION, build_demo_archive
+
+        pool, _ = Pool.objects.get_or_create(name=DEMO_POOL, defaults={"presentation_size": DEMO_RESOLUTION, "bit_depth": 16})
+        if not pool.real_images().exists():
+            folder = settings.VAR_DIR / "demo" / "archive"
+            self.stdout.write(f"Rendering the demo archive into {folder} (simulated from a public CT; no patient data)…")
+            paths = build_demo_archive(folder)
+            summary = import_images(folder, pool)
+            self.stdout.write(f"Imported {len(summary.imported)} of {len(paths)} rendered radiographs into pool {pool}.")
+        return pool
+
+    def register_generator(self) -> GeneratorCheckpoint:
+        checkpoint, _ = GeneratorCheckpoint.objects.get_or_create(name="demo-dcgan", defaults={"path": DEMO_CHECKPOINT})
+        return checkpoint
+
+    def create_people(self) -> dict[str, str]:
+        passwords = {}
+        for name, role, specialty, years in DEMO_PEOPLE:
+            user, _ = User.objects.get_or_create(username=name)
+            passwords[name] = secrets.token_urlsafe(9)
+            user.set_password(passwords[name])
+            user.is_staff = role == Role.COORDINATOR
+            user.is_superuser = role == Role.COORDINATOR
+            user.save()
+            Profile.objects.update_or_create(user=user, defaults={"role": role, "specialty": specialty, "years_experience": years})
+        return passwords

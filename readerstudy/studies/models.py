@@ -1,0 +1,334 @@
+"""Studies, their cases (display sets) and each reader's assignment.
+
+Everything random about a study is drawn from stored seeds, so a study can be
+rebuilt exactly: which real images are cases, which cases are synthetic (mixed
+design), each synthetic image's generator seed, each reader's order, and on
+which side each reader sees the synthetic image (paired design).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from readerstudy.archive.models import Image, Pool, Source
+
+
+def new_seed() -> int:
+    return secrets.randbits(62)
+
+
+class GeneratorCheckpoint(models.Model):
+    """A trained generator the site may sample from, identified by its file's hash."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    path = models.CharField(max_length=500, help_text="safetensors file; relative paths are looked up in CHECKPOINT_DIRS")
+    sha256 = models.CharField(max_length=64, editable=False)
+    config = models.JSONField(default=dict, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def resolved_path(self) -> Path:
+        path = Path(self.path)
+        if path.is_absolute():
+            return path
+        for folder in settings.CHECKPOINT_DIRS:
+            if (folder / path).exists():
+                return folder / path
+        raise FileNotFoundError(f"checkpoint {self.path} not found in {settings.CHECKPOINT_DIRS}")
+
+    def refresh_fingerprint(self) -> None:
+        """Record the file's hash and config; sampling refuses a file that changed since."""
+        from generator.checkpoints import checkpoint_sha256, load_checkpoint
+
+        path = self.resolved_path()
+        self.sha256 = checkpoint_sha256(path)
+        self.config = load_checkpoint(path).config.to_dict()
+
+    @property
+    def resolution(self) -> int:
+        return int(self.config["resolution"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.get("num_classes", 0))
+
+    def save(self, *args, **kwargs):
+        if not self.sha256:
+            self.refresh_fingerprint()
+        super().save(*args, **kwargs)
+
+
+class Design(models.TextChoices):
+    PAIRED = "paired", "Paired: one real and one synthetic side by side"
+    MIXED = "mixed", "Mixed: single images, real or synthetic"
+
+
+class Study(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    design = models.CharField(max_length=10, choices=Design.choices)
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="studies")
+    generator = models.ForeignKey(GeneratorCheckpoint, on_delete=models.PROTECT, related_name="studies")
+    seed = models.BigIntegerField(default=new_seed, help_text="draws cases and synthetic seeds; keep it to rebuild the study")
+    case_count = models.PositiveIntegerField(default=20)
+    synthetic_fraction = models.FloatField(default=0.5, help_text="mixed design: share of cases that are synthetic")
+    truncation = models.FloatField(default=1.0, help_text="generator truncation psi (1.0 = none)")
+    label = models.IntegerField(null=True, blank=True, help_text="class label for a conditional generator; blank draws one per case")
+    instructions = models.TextField(blank=True)
+    equivalence_margin = models.FloatField(default=0.10, help_text="pre-specified margin for the equivalence test")
+    readers = models.ManyToManyField(User, through="Assignment", related_name="studies")
+    is_open = models.BooleanField(default=False, help_text="readers can read only open studies")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def from_ref(cls, ref: str) -> Study:
+        """A study by id or by name, as command-line tools take it."""
+        return cls.objects.get(pk=int(ref)) if ref.isdigit() else cls.objects.get(name=ref)
+
+    @property
+    def question(self) -> str:
+        return "which_is_synthetic" if self.design == Design.PAIRED else "real_or_synthetic"
+
+    def clean(self) -> None:
+        if not 0.0 < self.synthetic_fraction < 1.0 and self.design == Design.MIXED:
+            raise ValidationError({"synthetic_fraction": "must be strictly between 0 and 1"})
+        if self.truncation <= 0 or self.truncation > 1.0:
+            raise ValidationError({"truncation": "must be in (0, 1]"})
+        if self.pool_id and self.generator_id and self.generator.resolution < self.pool.presentation_size:
+            raise ValidationError(
+                f"the generator makes {self.generator.resolution}px images but the pool presents "
+                f"{self.pool.presentation_size}px: upscaled synthetic images would give themselves away"
+            )
+        if self.pk and self.cases.exists():
+            old = Study.objects.get(pk=self.pk)
+            frozen = ["design", "pool_id", "generator_id", "seed", "case_count", "synthetic_fraction", "truncation", "label"]
+            if any(getattr(old, f) != getattr(self, f) for f in frozen):
+                raise ValidationError("cases are already drawn: the design, pool, generator and seed can no longer change")
+
+    # Drawing cases
+
+    def draw(self) -> list[dict]:
+        """The study's cases as its seed determines them (pure: writes nothing)."""
+        real_ids = list(self.pool.real_images().order_by("pixel_sha256").values_list("id", flat=True))
+        rng = np.random.default_rng(self.seed)
+        if self.design == Design.PAIRED:
+            needed_real, synthetic_flags = self.case_count, [True] * self.case_count
+        else:
+            synthetic_count = round(self.case_count * self.synthetic_fraction)
+            flags = np.zeros(self.case_count, dtype=bool)
+            flags[rng.permutation(self.case_count)[:synthetic_count]] = True
+            synthetic_flags = flags.tolist()
+            needed_real = self.case_count - synthetic_count
+        if needed_real > len(real_ids):
+            raise ValidationError(f"the study needs {needed_real} real images but pool {self.pool} has {len(real_ids)}")
+        chosen = iter(rng.choice(real_ids, size=needed_real, replace=False).tolist())
+        planned = []
+        for index, synthetic in enumerate(synthetic_flags):
+            seed = int(rng.integers(0, 2**31 - 1))
+            label = self.label
+            if label is None and self.generator.num_classes:
+                label = int(rng.integers(0, self.generator.num_classes))
+            has_real = self.design == Design.PAIRED or not synthetic
+            planned.append(
+                {
+                    "index": index,
+                    "real_image_id": next(chosen) if has_real else None,
+                    "synthetic_seed": seed if synthetic else None,
+                    "synthetic_label": label if synthetic else None,
+                }
+            )
+        return planned
+
+    @transaction.atomic
+    def build_cases(self) -> None:
+        if self.cases.exists():
+            return
+        Case.objects.bulk_create(Case(study=self, **planned) for planned in self.draw())
+
+    def synthetic_pending(self) -> models.QuerySet[Case]:
+        return self.cases.filter(synthetic_seed__isnull=False, synthetic_image__isnull=True)
+
+    def is_ready(self) -> bool:
+        return self.cases.exists() and not self.synthetic_pending().exists()
+
+    def assign(self, reader: User) -> Assignment:
+        assignment, created = Assignment.objects.get_or_create(
+            study=self, reader=reader, defaults={"seed": self.reader_seed(reader)}
+        )
+        if created or not assignment.slots.exists():
+            assignment.lay_out()
+        return assignment
+
+    def reader_seed(self, reader: User) -> int:
+        return int(np.random.SeedSequence([self.seed, reader.pk]).generate_state(1, dtype=np.uint64)[0] >> 2)
+
+
+class Case(models.Model):
+    """A display set: one real and one synthetic image (paired) or one image (mixed)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
+    index = models.PositiveIntegerField()
+    real_image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    synthetic_image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    synthetic_seed = models.BigIntegerField(null=True, blank=True)
+    synthetic_label = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "index"]
+        constraints = [models.UniqueConstraint(fields=["study", "index"], name="unique_case_index")]
+
+    def __str__(self) -> str:
+        return f"{self.study} case {self.index + 1}"
+
+    @property
+    def is_synthetic(self) -> bool:
+        """Mixed design: whether this single-image case is synthetic."""
+        return self.synthetic_seed is not None and self.real_image_id is None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.synthetic_seed is None or self.synthetic_image_id is not None
+
+
+class Assignment(models.Model):
+    """A reader's place in a study: their own order and sides, drawn from their own seed."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    reader = models.ForeignKey(User, on_delete=models.CASCADE, related_name="assignments")
+    seed = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "reader"], name="one_assignment_per_reader")]
+
+    def __str__(self) -> str:
+        return f"{self.reader} in {self.study}"
+
+    def plan(self) -> list[tuple[int, str]]:
+        """(case index, synthetic side) in reading order; side is '' in mixed studies.
+
+        Paired studies put the synthetic image on the left for exactly half
+        of a reader's cases (one more on one side when the count is odd).
+        """
+        rng = np.random.default_rng(self.seed)
+        count = self.study.case_count
+        order = rng.permutation(count).tolist()
+        if self.study.design != Design.PAIRED:
+            return [(index, "") for index in order]
+        sides = ["left"] * (count // 2) + ["right"] * (count // 2)
+        if count % 2:
+            sides.append(str(rng.choice(["left", "right"])))
+        sides = [sides[i] for i in rng.permutation(count)]
+        return list(zip(order, sides))
+
+    @transaction.atomic
+    def lay_out(self) -> None:
+        cases = {case.index: case for case in self.study.cases.all()}
+        Slot.objects.bulk_create(
+            Slot(assignment=self, position=position, case=cases[index], synthetic_side=side)
+            for position, (index, side) in enumerate(self.plan(), start=1)
+        )
+
+    def next_slot(self) -> Slot | None:
+        """The first slot without an answer: where a reader resumes."""
+        return self.slots.filter(answers__isnull=True).select_related("case").order_by("position").first()
+
+    def progress(self) -> tuple[int, int]:
+        total = self.slots.count()
+        return self.slots.filter(answers__isnull=False).distinct().count(), total
+
+    def mark_completed_if_done(self) -> None:
+        if self.completed_at is None and self.next_slot() is None:
+            self.completed_at = timezone.now()
+            self.save(update_fields=["completed_at"])
+
+
+class Slot(models.Model):
+    """One case at one reading position for one reader."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="slots")
+    position = models.PositiveIntegerField()
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="slots")
+    synthetic_side = models.CharField(max_length=5, blank=True)
+    first_served_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["assignment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "position"], name="unique_slot_position"),
+            models.UniqueConstraint(fields=["assignment", "case"], name="unique_slot_case"),
+        ]
+
+    def images_in_display_order(self) -> list[Image]:
+        """Left then right (paired), or the one image (mixed)."""
+        case = self.case
+        if self.assignment.study.design == Design.PAIRED:
+            pair = [case.real_image, case.synthetic_image]
+            return pair[::-1] if self.synthetic_side == "left" else pair
+        return [case.synthetic_image if case.is_synthetic else case.real_image]
+
+    @property
+    def truth(self) -> str:
+        if self.assignment.study.design == Design.PAIRED:
+            return self.synthetic_side
+        return Source.SYNTHETIC if self.case.is_synthetic else Source.REAL
+
+    def mark_served(self) -> None:
+        if self.first_served_at is None:
+            Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=timezone.now())
+            self.refresh_from_db(fields=["first_served_at"])
+
+
+class AnswerQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("answers are append-only")
+
+    def delete(self):
+        raise TypeError("answers are append-only")
+
+
+class Answer(models.Model):
+    """A reader's judgment on one slot: stored once, never changed."""
+
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="answers")
+    question = models.CharField(max_length=50)
+    idempotency_key = models.UUIDField(unique=True)
+    answer = models.CharField(max_length=50)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    served_at = models.DateTimeField()
+    answered_at = models.DateTimeField(default=timezone.now)
+    reading_ms = models.PositiveIntegerField(help_text="client-measured reading time")
+    client = models.JSONField(default=dict, blank=True, help_text="viewer state and tool use at the moment of answering")
+
+    objects = AnswerQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["slot", "question"], name="one_answer_per_question")]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("answers are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("answers are append-only")
+
+    @property
+    def is_correct(self) -> bool:
+        return self.answer == self.slot.truth

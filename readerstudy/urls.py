@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from readerstudy.analysis import views as analysis
+from readerstudy.reading import views as reading
+
+urlpatterns = [
+    path("", reading.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("studies/<int:study_id>/", reading.instructions, name="instructions"),
+    path("studies/<int:study_id>/read/", reading.read, name="read"),
+    path("studies/<int:study_id>/answer/<int:position>/", reading.answer, name="answer"),
+    path("img/<str:token>", reading.image, name="image"),
+    path("studies/<int:study_id>/report/", analysis.report, name="report"),
+    path("studies/<int:study_id>/report.json", analysis.report_json, name="report_json"),
+    path("studies/<int:study_id>/answers.csv", analysis.answers_csv, name="answers_csv"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,105 @@
+"""Shared fixtures: an isolated image store, a tiny generator, a pool of real images, studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from django.contrib.auth.models import User
+from PIL import Image as PILImage
+
+from readerstudy.accounts.models import Profile, Role, Specialty
+
+TINY_SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def image_store(settings, tmp_path):
+    """Every test writes presentation images into its own folder."""
+    store = tmp_path / "images"
+    settings.STORAGES = {**settings.STORAGES, "images": {**settings.STORAGES["images"], "OPTIONS": {"location": store}}}
+    return store
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised 32x32 generator: real weights, seconds to make."""
+    from generator.checkpoints import save_checkpoint
+    from generator.config import GeneratorConfig
+    from generator.networks import Generator
+
+    config = GeneratorConfig(resolution=TINY_SIZE, latent_dim=16, base_width=4, max_width=16)
+    torch.manual_seed(0)
+    weights = Generator(config).state_dict()
+    return save_checkpoint(tmp_path_factory.mktemp("checkpoints") / "tiny.safetensors", config, weights)
+
+
+def smooth_image(seed: int, size: int = 48) -> np.ndarray:
+    """A random smooth grayscale image in [0, 1], distinct per seed."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((6, 6)).astype(np.float32)
+    image = PILImage.fromarray(coarse).resize((size, size), PILImage.Resampling.BICUBIC)
+    pixels = np.asarray(image)
+    return (pixels - pixels.min()) / (pixels.max() - pixels.min())
+
+
+def write_png16(path: Path, pixels: np.ndarray) -> Path:
+    PILImage.fromarray((pixels * 65535).astype(np.uint16)).save(path)
+    return path
+
+
+@pytest.fixture
+def real_folder(tmp_path) -> Path:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for i in range(24):
+        write_png16(folder / f"img-{i:02d}.png", smooth_image(i))
+    return folder
+
+
+@pytest.fixture
+def pool(db, real_folder):
+    from readerstudy.archive.importing import import_images
+    from readerstudy.archive.models import Pool
+
+    pool = Pool.objects.create(name="tiny", presentation_size=TINY_SIZE, bit_depth=16)
+    summary = import_images(real_folder, pool)
+    assert len(summary.imported) == 24
+    return pool
+
+
+@pytest.fixture
+def checkpoint(db, tiny_checkpoint):
+    from readerstudy.studies.models import GeneratorCheckpoint
+
+    return GeneratorCheckpoint.objects.create(name="tiny", path=str(tiny_checkpoint))
+
+
+def make_user(username: str, role=Role.READER, specialty=Specialty.RADIOLOGIST, years: int = 5) -> User:
+    user = User.objects.create_user(username, password="pw-" + username)
+    Profile.objects.create(user=user, role=role, specialty=specialty, years_experience=years)
+    return user
+
+
+@pytest.fixture
+def readers(db) -> list[User]:
+    return [make_user("rad", specialty=Specialty.RADIOLOGIST), make_user("ortho", specialty=Specialty.ORTHOPAEDIC_SURGEON)]
+
+
+@pytest.fixture
+def make_study(pool, checkpoint, readers):
+    from readerstudy.studies.generation import prepare
+    from readerstudy.studies.models import Study
+
+    def make(design: str = "paired", cases: int = 10, seed: int = 1234, **fields) -> Study:
+        study = Study.objects.create(
+            name=f"{design}-{seed}", design=design, pool=pool, generator=checkpoint, case_count=cases, seed=seed, is_open=True, **fields
+        )
+        prepare(study)
+        for reader in readers:
+            study.assign(reader)
+        return study
+
+    return make
