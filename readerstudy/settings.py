@@ -157,5 +157,7 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": IMAGE_STORE_DIR, "file_permissions_mode": 0o640},
     },
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Static files are few and small: serve them straight from static/, no collectstatic step.
+WHITENOISE_USE_FINDERS = True

@@ -44,7 +44,6 @@ class Command(BaseCommand):
 
     def handle(self, no_serve: bool, addr: str, **options):
         call_command("migrate", verbosity=0, interactive=False)
-        call_command("collectstatic", verbosity=0, interactive=False)
         pool = self.build_archive()
         checkpoint = self.register_generator()
         passwords = self.create_people()

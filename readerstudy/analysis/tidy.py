@@ -1,0 +1,291 @@
+"""The tidy answer format: one row per answer per question, and its CSV form.
+
+Columns, in this order (COLUMNS):
+
+study             study name
+design            "paired" (two images side by side, one synthetic) or "mixed"
+                  (one image at a time, real or synthetic)
+reader            reader identifier
+specialty         radiologist | orthopaedic_surgeon | other
+years_experience  whole years, empty when not given
+case              case identifier
+position          1-based reading position of the case for this reader
+question          paired: "which_is_synthetic"; mixed: "real_or_synthetic"
+truth             paired: left | right, the side the synthetic image was on for
+                  this reader; mixed: real | synthetic
+answer            same categories as truth
+correct           1 when answer equals truth, else 0
+confidence        mixed: 1-5, empty when not asked; paired: empty
+served_at         ISO 8601 UTC time the case was served, e.g. 2025-01-06T09:00:00.250Z
+answered_at       ISO 8601 UTC time the answer was received
+
+Times are kept as the ISO 8601 text (checked to be UTC) so that a row
+round-trips through CSV unchanged; utc_text formats a datetime.
+reading_ms        client-measured reading time in milliseconds
+
+AnswerRow checks a single row; check_rows checks what must hold across rows
+(one design per study, one specialty per reader, no duplicate answers, one
+truth per case in a mixed study). read_csv does both and names the line.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Mapping, Sequence, TextIO
+
+import numpy as np
+
+COLUMNS = (
+    "study", "design", "reader", "specialty", "years_experience", "case", "position", "question",
+    "truth", "answer", "correct", "confidence", "served_at", "answered_at", "reading_ms",
+)
+DESIGNS = ("paired", "mixed")
+SPECIALTIES = ("radiologist", "orthopaedic_surgeon", "other")
+QUESTION = {"paired": "which_is_synthetic", "mixed": "real_or_synthetic"}
+CATEGORIES = {"paired": ("left", "right"), "mixed": ("real", "synthetic")}
+
+
+class TidyFormatError(ValueError):
+    """A tidy CSV file or row set that breaks the format; the message says where."""
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    study: str
+    design: str
+    reader: str
+    specialty: str
+    years_experience: int | None
+    case: str
+    position: int
+    question: str
+    truth: str
+    answer: str
+    correct: int
+    confidence: int | None
+    served_at: str
+    answered_at: str
+    reading_ms: int
+
+    def __post_init__(self) -> None:
+        for name in _TEXT:
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be text, got {getattr(self, name)!r}")
+        for name in _WHOLE + _OPTIONAL_WHOLE:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_WHOLE:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+        for name in ("study", "reader", "case"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is empty")
+        _one_of("design", self.design, DESIGNS)
+        _one_of("specialty", self.specialty, SPECIALTIES)
+        if self.years_experience is not None and self.years_experience < 0:
+            raise ValueError(f"years_experience is negative: {self.years_experience}")
+        if self.position < 1:
+            raise ValueError(f"position must be 1 or more, got {self.position}")
+        _one_of("question", self.question, (QUESTION[self.design],))
+        _one_of("truth", self.truth, CATEGORIES[self.design])
+        _one_of("answer", self.answer, CATEGORIES[self.design])
+        if self.correct != int(self.answer == self.truth):
+            raise ValueError(f"correct is {self.correct} but answer {self.answer!r} vs truth {self.truth!r}")
+        if self.design == "paired" and self.confidence is not None:
+            raise ValueError("confidence must be empty in a paired design")
+        if self.confidence is not None and not 1 <= self.confidence <= 5:
+            raise ValueError(f"confidence must be 1-5, got {self.confidence}")
+        times = {}
+        for name in ("served_at", "answered_at"):
+            try:
+                times[name] = _utc(getattr(self, name))
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+        if times["answered_at"] < times["served_at"]:
+            raise ValueError("answered_at is before served_at")
+        if self.reading_ms < 0:
+            raise ValueError(f"reading_ms is negative: {self.reading_ms}")
+
+    def to_record(self) -> dict[str, str]:
+        """The row as CSV strings, keyed by column."""
+        return {name: "" if getattr(self, name) is None else str(getattr(self, name)) for name in COLUMNS}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, str]) -> AnswerRow:
+        """Parse CSV strings; raises ValueError naming the column."""
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            text = record[field.name].strip()
+            try:
+                values[field.name] = _PARSERS.get(field.name, str)(text)
+            except ValueError as error:
+                raise ValueError(f"column {field.name!r}: {error}") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _one_of(name: str, value: str, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def _optional_int(text: str) -> int | None:
+    return _int(text) if text else None
+
+
+def _utc(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None or value.utcoffset() != timedelta(0):
+        raise ValueError(f"{text!r} is not in UTC (end it with Z or +00:00)")
+    return value
+
+
+def utc_text(value: datetime) -> str:
+    """An aware datetime as the ISO 8601 UTC text the format uses ("...Z")."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+_TEXT = ("study", "design", "reader", "specialty", "case", "question", "truth", "answer", "served_at", "answered_at")
+_WHOLE = ("position", "correct", "reading_ms")
+_OPTIONAL_WHOLE = ("years_experience", "confidence")
+_PARSERS = {
+    "years_experience": _optional_int,
+    "position": _int,
+    "correct": _int,
+    "confidence": _optional_int,
+    "reading_ms": _int,
+}
+
+
+def check_rows(rows: Sequence[AnswerRow], lines: Sequence[int] | None = None) -> None:
+    """Raise TidyFormatError for what no single row shows wrong. Errors name the
+    row (1-based) or, when given, the file line of each row."""
+    design: dict[str, str] = {}
+    reader_profile: dict[tuple[str, str], tuple[str, int | None]] = {}
+    answered: set[tuple[str, str, str, str]] = set()
+    positions: set[tuple[str, str, str, int]] = set()
+    case_truth: dict[tuple[str, str], str] = {}
+    for number, row in enumerate(rows, start=1):
+        place = f"line {lines[number - 1]}" if lines is not None else f"row {number}"
+        where = f"{place} (study {row.study!r}, reader {row.reader!r}, case {row.case!r})"
+        if design.setdefault(row.study, row.design) != row.design:
+            raise TidyFormatError(f"{where}: study has both {design[row.study]} and {row.design} rows")
+        profile = (row.specialty, row.years_experience)
+        if reader_profile.setdefault((row.study, row.reader), profile) != profile:
+            raise TidyFormatError(f"{where}: reader has more than one specialty or years_experience")
+        key = (row.study, row.reader, row.case, row.question)
+        if key in answered:
+            raise TidyFormatError(f"{where}: a second answer to {row.question}")
+        answered.add(key)
+        slot = (row.study, row.reader, row.question, row.position)
+        if slot in positions:
+            raise TidyFormatError(f"{where}: position {row.position} is used twice for this reader")
+        positions.add(slot)
+        if row.design == "mixed" and case_truth.setdefault((row.study, row.case), row.truth) != row.truth:
+            raise TidyFormatError(f"{where}: case has truth {case_truth[row.study, row.case]!r} for another reader")
+
+
+def write_csv(rows: Iterable[AnswerRow], out: TextIO) -> None:
+    """Write the header and rows; open files with newline=""."""
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(row.to_record() for row in rows)
+
+
+def read_csv(source: TextIO) -> list[AnswerRow]:
+    """Read and validate a tidy CSV; open files with newline="". Errors name the line."""
+    reader = csv.reader(source)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise TidyFormatError("the file is empty; expected a header row") from None
+    except csv.Error as error:
+        raise TidyFormatError(f"line 1: {error}") from None
+    if header:
+        header[0] = header[0].removeprefix("\ufeff")  # a byte-order mark left by spreadsheet programs
+    if tuple(header) != COLUMNS:
+        missing = [c for c in COLUMNS if c not in header]
+        extra = [c for c in header if c not in COLUMNS]
+        detail = "; ".join(
+            part for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unexpected {', '.join(extra)}" if extra else "",
+            ) if part
+        ) or "columns out of order"
+        raise TidyFormatError(f"line 1: header does not match the tidy format ({detail}); expected {','.join(COLUMNS)}")
+    rows = []
+    lines = []
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if not cells:
+                continue
+            if len(cells) != len(COLUMNS):
+                raise TidyFormatError(f"line {line}: expected {len(COLUMNS)} fields, found {len(cells)}")
+            try:
+                rows.append(AnswerRow.from_record(dict(zip(COLUMNS, cells))))
+            except ValueError as error:
+                raise TidyFormatError(f"line {line}: {error}") from None
+            lines.append(line)
+    except csv.Error as error:
+        raise TidyFormatError(f"line {reader.line_num}: {error}") from None
+    check_rows(rows, lines)
+    return rows
+
+
+def simulate_rows(
+    *,
+    study: str = "simulated",
+    design: str = "paired",
+    readers: Mapping[str, tuple[str, float]],
+    n_cases: int,
+    seed: int = 0,
+    start: datetime = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc),
+) -> list[AnswerRow]:
+    """A simulated study for tests, benchmarks and demonstrations.
+
+    readers maps reader id -> (specialty, probability of a correct answer);
+    every reader reads every case in their own random order. In a mixed study
+    half the cases are synthetic and confidence is higher when correct, so the
+    ordinal score carries signal.
+    """
+    _one_of("design", design, DESIGNS)
+    rng = np.random.default_rng(seed)
+    cases = [f"c{i + 1:04d}" for i in range(n_cases)]
+    case_truth = rng.permutation(np.arange(n_cases) % 2)  # mixed: 1 = synthetic
+    first, second = CATEGORIES[design]
+    rows = []
+    for reader_index, (reader, (specialty, accuracy)) in enumerate(readers.items()):
+        order = rng.permutation(n_cases)
+        correct = rng.random(n_cases) < accuracy
+        sides = rng.integers(0, 2, n_cases)
+        confidence = np.where(correct, rng.integers(3, 6, n_cases), rng.integers(1, 4, n_cases))
+        reading_ms = rng.integers(1500, 9000, n_cases)
+        served = start + timedelta(hours=reader_index)
+        for position, case_index in enumerate(order, start=1):
+            truth_index = sides[case_index] if design == "paired" else case_truth[case_index]
+            truth = (first, second)[truth_index]
+            answer = truth if correct[case_index] else (second, first)[truth_index]
+            ms = int(reading_ms[case_index])
+            answered = served + timedelta(milliseconds=ms + 250)
+            rows.append(AnswerRow(
+                study=study, design=design, reader=reader, specialty=specialty,
+                years_experience=5 + reader_index % 20, case=cases[case_index], position=position,
+                question=QUESTION[design], truth=truth, answer=answer, correct=int(answer == truth),
+                confidence=int(confidence[case_index]) if design == "mixed" else None,
+                served_at=utc_text(served), answered_at=utc_text(answered), reading_ms=ms,
+            ))
+            served = answered + timedelta(milliseconds=400)
+    return rows
