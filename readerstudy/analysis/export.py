@@ -1,29 +1,36 @@
-"""Stored answers as tidy rows: the one source for exports, the report page and `analyze`."""
+"""Stored answers as tidy rows: the one source for exports, the report page and `analyze`.
+
+Practice cases are left out (they are for training readers, not for
+analysis), and where a reader revised an answer only the latest revision
+counts.
+"""
 
 from __future__ import annotations
 
+from django.db.models import Max, OuterRef, Subquery
+
 from readerstudy.accounts.models import Profile, Specialty
-from readerstudy.analysis.tidy import AnswerRow
+from readerstudy.analysis.tidy import AnswerRow, utc_text
 from readerstudy.studies.models import Answer, Study
 
 
-def _iso(value) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def rows_for_study(study: Study) -> list[AnswerRow]:
+    latest = Answer.objects.filter(slot=OuterRef("slot"), question=OuterRef("question")).values("slot", "question")
+    latest = latest.annotate(top=Max("revision")).values("top")
     answers = (
-        Answer.objects.filter(slot__assignment__study=study)
-        .select_related("slot__case", "slot__assignment__reader")
+        Answer.objects.filter(slot__assignment__study=study, slot__case__is_practice=False)
+        .filter(revision=Subquery(latest))
+        .select_related("slot__case__real_image", "slot__assignment__reader")
         .order_by("slot__assignment__reader__username", "slot__position", "question")
     )
     profiles = {p.user_id: p for p in Profile.objects.filter(user__assignments__study=study)}
+    practice = study.practice_case_count
     rows = []
     for answer in answers:
         slot = answer.slot
         reader = slot.assignment.reader
         profile = profiles.get(reader.pk)
-        truth = slot.truth
+        truth = slot.truth_for(answer.question)
         rows.append(
             AnswerRow(
                 study=study.name,
@@ -31,15 +38,15 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
                 reader=reader.username,
                 specialty=profile.specialty if profile else Specialty.OTHER.value,
                 years_experience=profile.years_experience if profile else 0,
-                case=slot.case.index + 1,
-                position=slot.position,
+                case=str(slot.case.index + 1),
+                position=slot.position - practice,
                 question=answer.question,
                 truth=truth,
                 answer=answer.answer,
                 correct=int(answer.answer == truth),
                 confidence=answer.confidence,
-                served_at=_iso(answer.served_at),
-                answered_at=_iso(answer.answered_at),
+                served_at=utc_text(answer.served_at),
+                answered_at=utc_text(answer.answered_at),
                 reading_ms=answer.reading_ms,
             )
         )

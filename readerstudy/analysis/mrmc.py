@@ -243,34 +243,30 @@ def obuchowski_rockette(
     grand = auc.mean()
     ms_r = float(t * ((mean_r - grand) ** 2).sum() / (r - 1))
     ms_r_treatment = auc.var(axis=1, ddof=1)
-    alpha_kw = dict(alpha=alpha, test=False)
 
-    def single_random(i: int) -> Interval:
+    # Single-treatment intervals use only that treatment's AUCs and covariances.
+    single_random, single_fixed_reader, single_fixed_case = [], [], []
+    for i in range(t):
         extra = r * max(cov2_treatment[i], 0.0)
-        se = math.sqrt((ms_r_treatment[i] + extra) / r)
         df = _satterthwaite(ms_r_treatment[i] + extra, ms_r_treatment[i], r - 1)
-        return _t_interval(treatments[i], mean_t[i], se, df, **alpha_kw)
-
-    def single_fixed_reader(i: int) -> Interval:
+        se = math.sqrt((ms_r_treatment[i] + extra) / r)
+        single_random.append(_t_interval(treatments[i], mean_t[i], se, df, alpha, False))
         se = math.sqrt((var_error_treatment[i] + (r - 1) * max(cov2_treatment[i], 0.0)) / r)
-        return _z_interval(treatments[i], mean_t[i], se, **alpha_kw)
-
-    def single_fixed_case(i: int) -> Interval:
-        return _t_interval(treatments[i], mean_t[i], math.sqrt(ms_r_treatment[i] / r), r - 1, **alpha_kw)
-
-    singles = {
-        "rr": tuple(single_random(i) for i in range(t)),
-        "fr": tuple(single_fixed_reader(i) for i in range(t)),
-        "fc": tuple(single_fixed_case(i) for i in range(t)),
-    }
+        single_fixed_reader.append(_z_interval(treatments[i], mean_t[i], se, alpha, False))
+        se = math.sqrt(ms_r_treatment[i] / r)
+        single_fixed_case.append(_t_interval(treatments[i], mean_t[i], se, r - 1, alpha, False))
+    common = dict(
+        treatments=treatments, readers=readers, n_positive=int((truth_arr == 1).sum()),
+        n_negative=int((truth_arr == 0).sum()), auc=auc, ms_r=ms_r, ms_r_treatment=ms_r_treatment,
+        var_error=var_error, cov2=cov2, var_error_treatment=var_error_treatment,
+        cov2_treatment=cov2_treatment, var_error_reader=var_error_reader,
+    )
     if t == 1:
         return ORResult(
-            treatments, readers, int((truth_arr == 1).sum()), int((truth_arr == 0).sum()), auc,
-            None, ms_r, None, ms_r_treatment, var_error, None, cov2, None,
-            var_error_treatment, cov2_treatment, var_error_reader, None, None, None,
-            Analysis(None, (), singles["rr"]),
-            Analysis(None, (), singles["fr"]),
-            Analysis(None, (), singles["fc"]),
+            **common, ms_t=None, ms_tr=None, cov1=None, cov3=None, cov1_reader=None, var_r=None, var_tr=None,
+            random_readers_random_cases=Analysis(None, (), tuple(single_random)),
+            fixed_readers_random_cases=Analysis(None, (), tuple(single_fixed_reader)),
+            random_readers_fixed_cases=Analysis(None, (), tuple(single_fixed_case)),
         )
 
     cov1 = float(cov[~same_t & same_r].mean())
@@ -287,14 +283,22 @@ def obuchowski_rockette(
     def label(a: int, b: int) -> str:
         return f"{treatments[a]} - {treatments[b]}"
 
+    def differences(se: float, df: float | None) -> tuple[Interval, ...]:
+        """Every treatment pair with a common SE: t intervals, or z when df is None."""
+        return tuple(
+            _t_interval(label(a, b), mean_t[a] - mean_t[b], se, df, alpha, True) if df is not None
+            else _z_interval(label(a, b), mean_t[a] - mean_t[b], se, alpha, True)
+            for a, b in pairs
+        )
+
     # Random readers, random cases: denominator MS(T*R) + r*max(Cov2 - Cov3, 0).
     den = ms_tr + r * max(cov2 - cov3, 0.0)
     ddf = _satterthwaite(den, ms_tr, df_tr)
     f = ms_t / den
     random_random = Analysis(
         GlobalTest(f, t - 1, ddf, float(stats.f.sf(f, t - 1, ddf))),
-        tuple(_t_interval(label(a, b), mean_t[a] - mean_t[b], math.sqrt(2 / r * den), ddf, alpha, True) for a, b in pairs),
-        singles["rr"],
+        differences(math.sqrt(2 / r * den), ddf),
+        tuple(single_random),
     )
 
     # Fixed readers, random cases: chi-square with t - 1 df.
@@ -302,8 +306,8 @@ def obuchowski_rockette(
     x2 = (t - 1) * ms_t / den_fr
     fixed_reader = Analysis(
         GlobalTest(x2, t - 1, None, float(stats.chi2.sf(x2, t - 1))),
-        tuple(_z_interval(label(a, b), mean_t[a] - mean_t[b], math.sqrt(2 / r * den_fr), alpha, True) for a, b in pairs),
-        singles["fr"],
+        differences(math.sqrt(2 / r * den_fr), None),
+        tuple(single_fixed_reader),
         tuple(
             _z_interval(
                 f"{readers[j]}: {label(a, b)}", auc[a, j] - auc[b, j],
@@ -318,12 +322,12 @@ def obuchowski_rockette(
     f_fc = ms_t / ms_tr
     fixed_case = Analysis(
         GlobalTest(f_fc, t - 1, df_tr, float(stats.f.sf(f_fc, t - 1, df_tr))),
-        tuple(_t_interval(label(a, b), mean_t[a] - mean_t[b], math.sqrt(2 / r * ms_tr), df_tr, alpha, True) for a, b in pairs),
-        singles["fc"],
+        differences(math.sqrt(2 / r * ms_tr), df_tr),
+        tuple(single_fixed_case),
     )
     return ORResult(
-        treatments, readers, int((truth_arr == 1).sum()), int((truth_arr == 0).sum()), auc,
-        ms_t, ms_r, ms_tr, ms_r_treatment, var_error, cov1, cov2, cov3,
-        var_error_treatment, cov2_treatment, var_error_reader, cov1_reader, var_r, var_tr,
-        random_random, fixed_reader, fixed_case,
+        **common, ms_t=ms_t, ms_tr=ms_tr, cov1=cov1, cov3=cov3, cov1_reader=cov1_reader, var_r=var_r, var_tr=var_tr,
+        random_readers_random_cases=random_random,
+        fixed_readers_random_cases=fixed_reader,
+        random_readers_fixed_cases=fixed_case,
     )

@@ -11,7 +11,10 @@ Structure (every "figure" dict carries method, unit and n):
     settings          {margin, bootstrap, seed, level, rounding}
     studies           list, sorted by study name, of:
       study, design, question, categories, n_readers, n_cases, n_answers
+                      (all for the study's main question)
       ordinal_score   mixed: how answer + confidence becomes the 1-10 score; paired: None
+      further_questions  [{question, n_answers}]: other questions in the rows,
+                      listed but not analysed by this version of the report
       groups          [group]: first all readers pooled, then each specialty
                       (radiologist, orthopaedic_surgeon, other, those present),
                       then each reader, sorted
@@ -28,7 +31,9 @@ Structure (every "figure" dict carries method, unit and n):
       accuracy        method, unit ("answer"), n, correct, estimate,
                       ci_clopper_pearson, ci_wilson, binomial_p, note
       equivalence     TOST against 0.5 ± margin: method, unit, n, margin,
-                      p_lower, p_upper, p, ci90, verdict, note
+                      p_lower, p_upper, p, ci90, note and verdict: "equivalent",
+                      "not equivalent" (90% interval wholly outside), "inconclusive"
+                      or "not defined"
       kappa           Cohen's kappa of answers vs truth: method, unit, n,
                       estimate, se, ci, note; paired designs add from_accuracy
                       (2·accuracy − 1), synthetic_left (answers whose truth
@@ -123,8 +128,13 @@ def build_report(rows: Sequence[AnswerRow], *, margin: float = 0.10, bootstrap: 
     }
 
 
-def _study(name: str, rows: list[AnswerRow], margin: float, bootstrap: int, seed: int) -> dict:
-    design = rows[0].design
+def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, seed: int) -> dict:
+    design = all_rows[0].design
+    further: dict[str, int] = defaultdict(int)
+    for row in all_rows:
+        if not row.is_main:
+            further[row.question] += 1
+    rows = [row for row in all_rows if row.is_main]
     readers = sorted({row.reader for row in rows})
     by_reader: dict[str, list[AnswerRow]] = defaultdict(list)
     by_specialty: dict[str, list[AnswerRow]] = defaultdict(list)
@@ -140,6 +150,7 @@ def _study(name: str, rows: list[AnswerRow], margin: float, bootstrap: int, seed
         "n_cases": len({row.case for row in rows}),
         "n_answers": len(rows),
         "ordinal_score": ORDINAL_SCORE if design == "mixed" else None,
+        "further_questions": [{"question": key, "n_answers": further[key]} for key in sorted(further)],
         "groups": [
             _group("pooled", "all readers", None, rows, design, margin),
             *(
@@ -223,8 +234,9 @@ def _paired_kappa(truth: list[str], accuracy: Proportion) -> dict:
 
 
 def ordinal_score(row: AnswerRow) -> int:
-    """1 (sure real) .. 10 (sure synthetic); rows must have a confidence."""
-    assert row.confidence is not None
+    """1 (sure real) .. 10 (sure synthetic); see ORDINAL_SCORE."""
+    if row.confidence is None:
+        raise ValueError("the ordinal score needs a confidence rating")
     return 5 + row.confidence if row.answer == "synthetic" else 6 - row.confidence
 
 
@@ -256,12 +268,13 @@ def _mrmc_auc(rows: list[AnswerRow]) -> dict:
         if row.confidence is not None:
             scores[row.reader][row.case] = ordinal_score(row)
             truth[row.case] = int(row.truth == "synthetic")
-    cases = sorted(set.intersection(*(set(scores.get(reader, {})) for reader in readers)))
+    rated = [set(scores.get(reader, {})) for reader in readers]
+    cases = sorted(set.intersection(*rated)) if rated else []
     figure = {"method": MRMC_AUC_METHOD, "unit": "reader x case", "n": len(cases), "n_readers": len(readers)}
     empty = {"estimate": None, "se": None, "df": None, "ci": None}
-    case_truth = np.array([truth[case] for case in cases], dtype=int)
     if len(readers) < 2:
         return {**figure, **empty, "note": "not defined: needs at least two readers"}
+    case_truth = np.array([truth[case] for case in cases], dtype=int)
     if min(case_truth.sum(), len(cases) - case_truth.sum()) < 2:
         return {**figure, **empty, "note": "not defined: needs two synthetic and two real cases rated by every reader"}
     matrix = np.array([[scores[reader][case] for case in cases] for reader in readers], dtype=float)

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy import special, stats
 from statsmodels.stats import inter_rater
 
 LEVEL = 0.95
@@ -40,10 +40,24 @@ def proportion(successes: int, n: int, *, empty_note: str = NO_ANSWERS) -> Propo
     _check_counts(successes, n)
     if n == 0:
         return Proportion(0, 0, None, None, None, empty_note)
-    test = stats.binomtest(successes, n)
-    cp = test.proportion_ci(LEVEL, method="exact")
-    wilson = test.proportion_ci(LEVEL, method="wilson")
-    return Proportion(successes, n, successes / n, (cp.low, cp.high), (wilson.low, wilson.high))
+    return Proportion(successes, n, successes / n, clopper_pearson(successes, n), wilson(successes, n))
+
+
+def clopper_pearson(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Exact interval from beta quantiles (closed form; scipy's binomtest finds
+    the same limits by root search, many times slower)."""
+    tail = (1 - level) / 2
+    low = 0.0 if successes == 0 else float(special.betaincinv(successes, n - successes + 1, tail))
+    high = 1.0 if successes == n else float(special.betaincinv(successes + 1, n - successes, 1 - tail))
+    return low, high
+
+
+def wilson(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval without continuity correction."""
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    centre = (successes + z**2 / 2) / (n + z**2)
+    half = z / (n + z**2) * math.sqrt(successes * (n - successes) / n + z**2 / 4)
+    return max(0.0, centre - half), min(1.0, centre + half)  # clamp rounding error at k = 0 or n
 
 
 @dataclass(frozen=True)
@@ -94,18 +108,16 @@ def tost_equivalence(
         raise ValueError(f"center ± margin must lie inside (0, 1), got {center} ± {margin}")
     if n == 0:
         return Equivalence(0, 0, center, margin, None, None, None, None, "not defined", NO_ANSWERS)
-    p_lower = float(stats.binomtest(successes, n, low, alternative="greater").pvalue)
-    p_upper = float(stats.binomtest(successes, n, high, alternative="less").pvalue)
-    ci = stats.binomtest(successes, n).proportion_ci(1 - 2 * alpha, method="exact")
+    p_lower = float(stats.binom.sf(successes - 1, n, low))  # P(X >= successes | low)
+    p_upper = float(stats.binom.cdf(successes, n, high))  # P(X <= successes | high)
+    ci = clopper_pearson(successes, n, 1 - 2 * alpha)
     if max(p_lower, p_upper) < alpha:
         verdict = "equivalent"
-    elif ci.low > high or ci.high < low:
+    elif ci[0] > high or ci[1] < low:
         verdict = "not equivalent"
     else:
         verdict = "inconclusive"
-    return Equivalence(
-        successes, n, center, margin, p_lower, p_upper, max(p_lower, p_upper), (ci.low, ci.high), verdict
-    )
+    return Equivalence(successes, n, center, margin, p_lower, p_upper, max(p_lower, p_upper), ci, verdict)
 
 
 @dataclass(frozen=True)
@@ -122,9 +134,11 @@ def sensitivity_specificity(
     truth_arr, answer_arr = _labels(truth, answers, (negative, positive))
     pos = truth_arr == positive
     neg = truth_arr == negative
+    hits = int((answer_arr[pos] == positive).sum())
+    rejections = int((answer_arr[neg] == negative).sum())
     return SensitivitySpecificity(
-        proportion(int((answer_arr[pos] == positive).sum()), int(pos.sum()), empty_note=f"not defined: no {positive} cases"),
-        proportion(int((answer_arr[neg] == negative).sum()), int(neg.sum()), empty_note=f"not defined: no {negative} cases"),
+        proportion(hits, int(pos.sum()), empty_note=f"not defined: no {positive} cases"),
+        proportion(rejections, int(neg.sum()), empty_note=f"not defined: no {negative} cases"),
     )
 
 
@@ -168,7 +182,10 @@ def _kappa(table: np.ndarray, *, weighted: bool) -> Kappa:
     # item in the same single category.
     if np.any((table.sum(axis=0) == n) & (table.sum(axis=1) == n)):
         return Kappa(n, None, None, None, ONE_CATEGORY)
-    result = inter_rater.cohens_kappa(table, wt="quadratic" if weighted else None)
+    # statsmodels also computes a z test against kappa = 0, which divides by
+    # zero when one rating has a single category; only kappa and its SE are used.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = inter_rater.cohens_kappa(table, wt="quadratic" if weighted else None)
     estimate = float(result["kappa"])
     var = float(result["var_kappa"])
     if not (math.isfinite(var) and var >= 0):
@@ -223,6 +240,8 @@ def fleiss_kappa(counts: ArrayLike, *, n_boot: int = 2000, seed: int = 0) -> Fle
     table = np.asarray(counts, dtype=float)
     if table.ndim != 2:
         raise ValueError("counts must be an items x categories table")
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be 0 or more, got {n_boot}")
     n_items = table.shape[0]
     if n_items == 0:
         return FleissKappa(0, 0, None, None, n_boot, 0, seed, "not defined: no cases")

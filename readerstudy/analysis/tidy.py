@@ -10,27 +10,33 @@ specialty         radiologist | orthopaedic_surgeon | other
 years_experience  whole years, empty when not given
 case              case identifier
 position          1-based reading position of the case for this reader
-question          paired: "which_is_synthetic"; mixed: "real_or_synthetic"
-truth             paired: left | right, the side the synthetic image was on for
-                  this reader; mixed: real | synthetic
-answer            same categories as truth
+question          the study's main question: paired "which_is_synthetic",
+                  mixed "real_or_synthetic"; or the key of a further question
+                  (letters, digits, "_" and "-"; e.g. kl_grade)
+truth             main question, paired: left | right, the side the synthetic
+                  image was on for this reader; mixed: real | synthetic.
+                  Further questions: the reference answer, empty when none
+answer            main question: same categories as truth; further: free text
 correct           1 when answer equals truth, else 0
-confidence        mixed: 1-5, empty when not asked; paired: empty
+confidence        main question of a mixed study: 1-5, empty when not asked;
+                  otherwise empty
 served_at         ISO 8601 UTC time the case was served, e.g. 2025-01-06T09:00:00.250Z
 answered_at       ISO 8601 UTC time the answer was received
+reading_ms        client-measured reading time in milliseconds
 
 Times are kept as the ISO 8601 text (checked to be UTC) so that a row
 round-trips through CSV unchanged; utc_text formats a datetime.
-reading_ms        client-measured reading time in milliseconds
 
 AnswerRow checks a single row; check_rows checks what must hold across rows
 (one design per study, one specialty per reader, no duplicate answers, one
-truth per case in a mixed study). read_csv does both and names the line.
+truth per case and question in a mixed study). read_csv does both and names
+the line.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping, Sequence, TextIO
@@ -88,13 +94,20 @@ class AnswerRow:
             raise ValueError(f"years_experience is negative: {self.years_experience}")
         if self.position < 1:
             raise ValueError(f"position must be 1 or more, got {self.position}")
-        _one_of("question", self.question, (QUESTION[self.design],))
-        _one_of("truth", self.truth, CATEGORIES[self.design])
-        _one_of("answer", self.answer, CATEGORIES[self.design])
+        if self.is_main:
+            _one_of("truth", self.truth, CATEGORIES[self.design])
+            _one_of("answer", self.answer, CATEGORIES[self.design])
+            if self.design == "paired" and self.confidence is not None:
+                raise ValueError("confidence must be empty in a paired design")
+        else:
+            if self.question in QUESTION.values():
+                raise ValueError(f"question {self.question!r} is not asked in a {self.design} design")
+            if not re.fullmatch(r"[-\w]+", self.question, re.ASCII):
+                raise ValueError(f"question {self.question!r} is not a question key (letters, digits, _ and -)")
+            if self.confidence is not None:
+                raise ValueError(f"confidence must be empty for the further question {self.question!r}")
         if self.correct != int(self.answer == self.truth):
             raise ValueError(f"correct is {self.correct} but answer {self.answer!r} vs truth {self.truth!r}")
-        if self.design == "paired" and self.confidence is not None:
-            raise ValueError("confidence must be empty in a paired design")
         if self.confidence is not None and not 1 <= self.confidence <= 5:
             raise ValueError(f"confidence must be 1-5, got {self.confidence}")
         times = {}
@@ -107,6 +120,11 @@ class AnswerRow:
             raise ValueError("answered_at is before served_at")
         if self.reading_ms < 0:
             raise ValueError(f"reading_ms is negative: {self.reading_ms}")
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this answers the study's own question (not a further one)."""
+        return self.question == QUESTION[self.design]
 
     def to_record(self) -> dict[str, str]:
         """The row as CSV strings, keyed by column."""
@@ -176,7 +194,7 @@ def check_rows(rows: Sequence[AnswerRow], lines: Sequence[int] | None = None) ->
     reader_profile: dict[tuple[str, str], tuple[str, int | None]] = {}
     answered: set[tuple[str, str, str, str]] = set()
     positions: set[tuple[str, str, str, int]] = set()
-    case_truth: dict[tuple[str, str], str] = {}
+    case_truth: dict[tuple[str, str, str], str] = {}
     for number, row in enumerate(rows, start=1):
         place = f"line {lines[number - 1]}" if lines is not None else f"row {number}"
         where = f"{place} (study {row.study!r}, reader {row.reader!r}, case {row.case!r})"
@@ -193,8 +211,9 @@ def check_rows(rows: Sequence[AnswerRow], lines: Sequence[int] | None = None) ->
         if slot in positions:
             raise TidyFormatError(f"{where}: position {row.position} is used twice for this reader")
         positions.add(slot)
-        if row.design == "mixed" and case_truth.setdefault((row.study, row.case), row.truth) != row.truth:
-            raise TidyFormatError(f"{where}: case has truth {case_truth[row.study, row.case]!r} for another reader")
+        truth_key = (row.study, row.case, row.question)
+        if row.design == "mixed" and case_truth.setdefault(truth_key, row.truth) != row.truth:
+            raise TidyFormatError(f"{where}: case has truth {case_truth[truth_key]!r} for another reader")
 
 
 def write_csv(rows: Iterable[AnswerRow], out: TextIO) -> None:

@@ -26,6 +26,7 @@ body {{ margin: 2rem; line-height: 1.4; }}
 .report-level th {{ background: color-mix(in srgb, currentColor 8%, transparent); }}
 .report-methods, .report-meta, .report-settings, .note {{ font-size: 0.9em; opacity: 0.8; }}
 .report-scroll {{ overflow-x: auto; }}
+.report-table .ci {{ white-space: nowrap; }}
 </style>
 </head>
 <body>

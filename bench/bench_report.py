@@ -1,0 +1,50 @@
+"""Time build_report on simulated studies: python bench/bench_report.py
+
+Prints seconds per study size (best of a few runs, bootstrap 2000) and the cost
+per answer relative to the smallest size; target: 20 readers x 500 cases < 3 s.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+
+from readerstudy.analysis.report import build_report  # noqa: E402
+from readerstudy.analysis.tidy import simulate_rows  # noqa: E402
+
+SIZES = [(5, 100), (20, 500), (40, 1000)]
+SPECIALTIES = [("radiologist", 0.70), ("orthopaedic_surgeon", 0.58), ("other", 0.52)]
+REPEATS = 3
+TARGET = (20, 500, 3.0)
+
+
+def seconds(rows, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        build_report(rows, bootstrap=2000, seed=0)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> int:
+    print(f"{'design':<7} {'readers':>7} {'cases':>6} {'answers':>8} {'seconds':>8} {'per-answer cost':>16}")
+    failed = False
+    for design in ("paired", "mixed"):
+        base = None
+        for n_readers, n_cases in SIZES:
+            readers = {f"r{i:02d}": SPECIALTIES[i % len(SPECIALTIES)] for i in range(n_readers)}
+            rows = simulate_rows(design=design, readers=readers, n_cases=n_cases, seed=1)
+            took = seconds(rows, REPEATS)
+            per_answer = took / len(rows)
+            base = base or per_answer
+            print(f"{design:<7} {n_readers:>7} {n_cases:>6} {len(rows):>8} {took:>8.3f} {per_answer / base:>15.2f}x")
+            if (n_readers, n_cases) == TARGET[:2] and took > TARGET[2]:
+                failed = True
+    print(f"target: {TARGET[0]} readers x {TARGET[1]} cases under {TARGET[2]} s: {'missed' if failed else 'met'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

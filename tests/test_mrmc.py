@@ -1,0 +1,229 @@
+"""Obuchowski–Rockette against the published OR-DBM MRMC 2.51 output on the Van Dyke data.
+
+Every figure is compared with the text of the output file to its printed
+precision: |ours - printed| <= half a unit in the last printed digit.
+"""
+
+import csv
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from readerstudy.analysis.mrmc import delong_auc, empirical_auc, jackknife_auc, obuchowski_rockette
+
+REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "vandyke"
+NUMBER = re.compile(r"-?\d*\.\d+|-?\d+")
+
+
+@pytest.fixture(scope="module")
+def vandyke():
+    data = REFERENCE / "dataset02.csv"
+    output = REFERENCE / "or-dbm-mrmc-2.51-output.txt"
+    if not (data.exists() and output.exists()):
+        pytest.skip(f"Van Dyke reference data not found in {REFERENCE.resolve()} (kept outside the repository)")
+    scores = np.full((2, 5, 114), np.nan)
+    truth = np.zeros(114, dtype=int)
+    with data.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            case = int(row["case"]) - 1
+            scores[int(row["modality"]), int(row["reader"]), case] = float(row["rating"])
+            truth[case] = int(row["truth"])
+    return obuchowski_rockette(scores, truth), scores, truth, output.read_text()
+
+
+def section(text: str, start: str, end: str | None = None) -> str:
+    begin = text.index(start)
+    return text[begin : text.index(end, begin) if end else None]
+
+
+def rows(text: str, pattern: str) -> list[list[str]]:
+    """The numbers, as printed, on every line matching pattern."""
+    return [NUMBER.findall(line) for line in text.splitlines() if re.match(pattern, line)]
+
+
+def check(value: float, printed: str) -> None:
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
+    assert abs(value - float(printed)) <= 0.5 * 10**-decimals + 1e-12, f"{value} is not {printed}"
+
+
+def check_interval(interval, printed: list[str], with_test: bool) -> None:
+    """printed: estimate, se, [df,] [statistic, p,] low, high as on the output line."""
+    expected = [interval.estimate, interval.se]
+    if interval.df is not None:
+        expected.append(interval.df)
+    if with_test:
+        expected += [interval.statistic, interval.p]
+    expected += list(interval.ci)
+    assert len(expected) == len(printed)
+    for value, text in zip(expected, printed):
+        check(value, text)
+
+
+def test_reader_aucs_and_means(vandyke):
+    result, scores, truth, text = vandyke
+    block = section(text, "TREATMENT x READER AUC ESTIMATES", "TREATMENT AUC MEANS")
+    table = rows(block, r"^\s+\d\s+0\.\d+\s+0\.\d+\s*$")
+    assert len(table) == 5
+    for j, (_, first, second) in enumerate(table):
+        check(result.auc[0, j], first)
+        check(result.auc[1, j], second)
+    means = rows(section(text, "TREATMENT AUC MEANS", "MEAN DIFFERENCES"), r"^\s+\d\s+0\.\d+\s*$")
+    assert len(means) == 2
+    for i, (_, mean) in enumerate(means):
+        check(result.treatment_auc[i], mean)
+    assert (result.n_negative, result.n_positive) == (69, 45)
+
+
+def test_mean_squares(vandyke):
+    result, _, _, text = vandyke
+    anova = section(text, "TREATMENT X READER ANOVA of AUCs", "READER ANOVAs")
+    (t,) = rows(anova, r"^\s+T\s")
+    (r,) = rows(anova, r"^\s+R\s")
+    (tr,) = rows(anova, r"^\s+T\*R\s")
+    check(result.ms_t, t[-1])
+    check(result.ms_r, r[-1])
+    check(result.ms_tr, tr[-1])
+    (single,) = rows(section(text, "READER ANOVAs", "Variance component"), r"^\s+R\s+4\s")
+    check(result.ms_r_treatment[0], single[-2])
+    check(result.ms_r_treatment[1], single[-1])
+
+
+def test_covariances_and_variance_components(vandyke):
+    result, _, _, text = vandyke
+    block = section(text, "Obuchowski-Rockette variance component", "Corresponding DBM")
+    printed = {line.split()[0]: NUMBER.findall(line.split(maxsplit=1)[1]) for line in block.splitlines()
+               if re.match(r"^\s*(Var\(|COV)", line)}
+    check(result.var_r, printed["Var(R)"][0])
+    check(result.var_tr, printed["Var(T*R)"][0])
+    check(result.var_error, printed["Var(Error)"][0])
+    for name, value in (("COV1", result.cov1), ("COV2", result.cov2), ("COV3", result.cov3)):
+        check(value, printed[name][0])
+        check(value / result.var_error, printed[name][1])  # the printed correlation
+
+
+def test_random_readers_random_cases(vandyke):
+    result, _, _, text = vandyke
+    block = section(text, "Analysis 1 (OR Analysis)", "Analysis 2 (OR Analysis)")
+    analysis = result.random_readers_random_cases
+    (treatment,) = rows(block, r"^ Treatment\s+1\s")
+    (error,) = rows(block, r"^ Error term\s+\d")
+    check(analysis.test.statistic, treatment[2])  # F = 4.46
+    check(analysis.test.p, treatment[3])  # p = 0.0517
+    assert analysis.test.df1 == 1
+    check(analysis.test.df2, error[0])  # Hillis ddf = 15.26
+    check(result.ms_tr + 5 * max(result.cov2 - result.cov3, 0), error[1])
+    (difference,) = rows(block, r"^\s+1 - 2\s")
+    check_interval(analysis.differences[0], difference[2:], with_test=True)
+    singles = rows(block, r"^\s+[12]\s+0\.\d+\s")
+    for interval, printed, cov2 in zip(analysis.treatments, singles, result.cov2_treatment, strict=True):
+        check_interval(interval, printed[1:-1], with_test=False)
+        check(cov2, printed[-1])
+
+
+def test_fixed_readers_random_cases(vandyke):
+    result, _, _, text = vandyke
+    block = section(text, "Analysis 2 (OR Analysis)", "Analysis 3 (OR Analysis)")
+    analysis = result.fixed_readers_random_cases
+    (x2,) = rows(block, r"^\s+\d+\.\d+\s+1\s+0\.\d+\s*$")
+    check(analysis.test.statistic, x2[0])
+    check(analysis.test.p, x2[2])
+    assert analysis.test.df2 is None
+    (difference,) = rows(block, r"^\s+1 - 2\s")
+    check_interval(analysis.differences[0], difference[2:], with_test=True)
+    singles = rows(block, r"^\s+[12]\s+0\.\d+\s+0\.\d+\s+\(")
+    for interval, printed in zip(analysis.treatments, singles, strict=True):
+        check_interval(interval, printed[1:], with_test=False)
+    errors = rows(section(block, "Treatment  Var(Error)", "d) Single-reader"), r"^\s+[12]\s+0\.\d+\s+0\.\d+\s*$")
+    assert len(errors) == 2
+    for i, (_, var, cov2) in enumerate(errors):
+        check(result.var_error_treatment[i], var)
+        check(result.cov2_treatment[i], cov2)
+    readers = rows(block, r"^\s+\d\s+1 - 2\s")
+    assert len(readers) == 5
+    for interval, printed in zip(analysis.readers, readers, strict=True):
+        check_interval(interval, printed[3:], with_test=True)
+    reader_errors = rows(section(block, "Reader  Var(Error)"), r"^\s+\d\s+0\.\d+\s+0\.\d+\s*$")
+    assert len(reader_errors) == 5
+    for j, (_, var, cov1) in enumerate(reader_errors):
+        check(result.var_error_reader[j], var)
+        check(result.cov1_reader[j], cov1)
+
+
+def test_random_readers_fixed_cases(vandyke):
+    result, _, _, text = vandyke
+    block = section(text, "Analysis 3 (OR Analysis)", "REFERENCES")
+    analysis = result.random_readers_fixed_cases
+    (treatment,) = rows(block, r"^ Treatment\s+1\s")
+    check(analysis.test.statistic, treatment[2])  # F = 8.70
+    check(analysis.test.p, treatment[3])
+    assert (analysis.test.df1, analysis.test.df2) == (1, 4)
+    (difference,) = rows(block, r"^\s+1 - 2\s")
+    check_interval(analysis.differences[0], difference[2:], with_test=True)
+    singles = rows(block, r"^\s+[12]\s+0\.\d+\s+0\.\d+\s+0\.\d+\s+4\s")
+    for interval, printed, ms in zip(analysis.treatments, singles, result.ms_r_treatment, strict=True):
+        check(ms, printed[2])
+        check_interval(interval, [printed[1], *printed[3:]], with_test=False)
+
+
+def test_single_treatment_analysis_matches_full(vandyke):
+    # Single-treatment intervals use only that treatment's data.
+    result, scores, truth, _ = vandyke
+    alone = obuchowski_rockette(scores[1:], truth)
+    assert alone.random_readers_random_cases.test is None
+    assert alone.cov1 is None and alone.ms_t is None
+    for name in ("random_readers_random_cases", "fixed_readers_random_cases", "random_readers_fixed_cases"):
+        mine = getattr(alone, name).treatments[0]
+        full = getattr(result, name).treatments[1]
+        assert mine.estimate == pytest.approx(full.estimate, rel=1e-12)
+        assert mine.se == pytest.approx(full.se, rel=1e-12)
+        assert mine.ci == pytest.approx(full.ci, rel=1e-12)
+
+
+def _naive_auc(scores, truth):
+    pos, neg = scores[truth == 1], scores[truth == 0]
+    return ((pos[:, None] > neg).sum() + 0.5 * (pos[:, None] == neg).sum()) / (pos.size * neg.size)
+
+
+def test_auc_jackknife_and_delong_against_direct_formulas():
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 2, 40)
+    scores = rng.integers(1, 6, 40) + truth  # ties on purpose
+    assert empirical_auc(scores, truth) == pytest.approx(_naive_auc(scores, truth), rel=1e-12)
+    pseudo = jackknife_auc(scores, truth)
+    keep = ~np.eye(40, dtype=bool)
+    assert pseudo == pytest.approx([_naive_auc(scores[k], truth[k]) for k in keep], rel=1e-12)
+    # DeLong: structural components from the pairwise kernel.
+    pos, neg = scores[truth == 1], scores[truth == 0]
+    kernel = (pos[:, None] > neg) + 0.5 * (pos[:, None] == neg)
+    se = np.sqrt(kernel.mean(1).var(ddof=1) / pos.size + kernel.mean(0).var(ddof=1) / neg.size)
+    estimate = delong_auc(scores, truth)
+    assert estimate.se == pytest.approx(se, rel=1e-12)
+    assert (estimate.n_positive, estimate.n_negative) == (pos.size, neg.size)
+
+
+def test_auc_degenerate_inputs():
+    assert delong_auc([1, 2], [1, 1]).auc is None
+    assert delong_auc([1, 2], [1, 1]).note
+    one_negative = delong_auc([3, 2, 1], [1, 1, 0])
+    assert one_negative.auc == 1.0 and one_negative.se is None and one_negative.note
+    with pytest.raises(ValueError):
+        obuchowski_rockette(np.ones((1, 1, 4)), [0, 0, 1, 1])
+    with pytest.raises(ValueError):
+        empirical_auc([1, 2], [0, 2])
+
+
+def test_three_treatments(vandyke):
+    # A third, noisier modality: every pair gets a difference; the F test has t - 1 = 2 df.
+    result, scores, truth, _ = vandyke
+    noisy = scores[1] + np.random.default_rng(0).normal(0, 1.5, scores[1].shape)
+    three = obuchowski_rockette(np.concatenate([scores, noisy[None]]), truth, treatments=["cine", "spin-echo", "noisy"])
+    assert [d.label for d in three.random_readers_random_cases.differences] == \
+        ["cine - spin-echo", "cine - noisy", "spin-echo - noisy"]
+    assert three.random_readers_random_cases.test.df1 == 2
+    assert len(three.fixed_readers_random_cases.readers) == 5 * 3
+    # Treatment-specific figures do not depend on the other treatments.
+    alone, together = three.random_readers_random_cases.treatments[0], result.random_readers_random_cases.treatments[0]
+    assert (alone.label, dataclasses.replace(alone, label="1")) == ("cine", together)
