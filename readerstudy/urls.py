@@ -11,6 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("studies/<int:study_id>/", reading.instructions, name="instructions"),
     path("studies/<int:study_id>/read/", reading.read, name="read"),
+    path("studies/<int:study_id>/read/<int:position>/", reading.review, name="review"),
     path("studies/<int:study_id>/answer/<int:position>/", reading.answer, name="answer"),
     path("img/<str:token>", reading.image, name="image"),
     path("studies/<int:study_id>/report/", analysis.report, name="report"),

@@ -2,8 +2,9 @@
 
 Blinding rules these views follow: a reader's page and its image URLs are
 built the same way for real and synthetic images; images are served with the
-same headers from the same store; a reader never sees whether an answer was
-correct.
+same headers from the same store; a reader never learns whether a scored
+answer was correct (practice cases, flagged and excluded from analysis, give
+feedback).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import json
 import uuid
 
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from readerstudy.accounts.models import profile_of
@@ -26,6 +26,7 @@ from readerstudy.archive.models import Image
 from readerstudy.studies.models import Answer, Assignment, Design, Slot, Study
 
 MAX_READING_MS = 24 * 3600 * 1000
+MAX_CLIENT_BYTES = 20_000
 
 
 @login_required
@@ -50,7 +51,8 @@ def _assignment(request: HttpRequest, study_id: int) -> Assignment:
 def instructions(request: HttpRequest, study_id: int) -> HttpResponse:
     assignment = _assignment(request, study_id)
     done, total = assignment.progress()
-    return render(request, "reading/instructions.html", {"assignment": assignment, "study": assignment.study, "done": done, "total": total})
+    context = {"assignment": assignment, "study": assignment.study, "done": done, "total": total}
+    return render(request, "reading/instructions.html", context)
 
 
 @login_required
@@ -64,20 +66,56 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     if slot is None:
         assignment.mark_completed_if_done()
         return render(request, "reading/finished.html", {"study": study})
+    scored_index = slot.position - study.practice_case_count - 1
+    takes_break = (
+        study.break_every and not slot.case.is_practice and scored_index > 0
+        and scored_index % study.break_every == 0 and slot.first_served_at is None
+    )
+    if takes_break and "continue" not in request.GET:
+        done, total = assignment.progress()
+        return render(request, "reading/break.html", {"study": study, "done": done, "total": total})
+    return _case_page(request, assignment, slot)
+
+
+@login_required
+def review(request: HttpRequest, study_id: int, position: int) -> HttpResponse:
+    """An earlier scored case, to revise its answer (only where the study allows going back)."""
+    assignment = _assignment(request, study_id)
+    slot = get_object_or_404(assignment.slots.select_related("case"), position=position)
+    if not assignment.study.allow_back or slot.case.is_practice or not slot.answers.exists():
+        return redirect("read", study_id)
+    return _case_page(request, assignment, slot)
+
+
+def _case_page(request: HttpRequest, assignment: Assignment, slot: Slot) -> HttpResponse:
+    study = assignment.study
     slot.mark_served()
     done, total = assignment.progress()
+    practice = study.practice_case_count
     panes = [{"url": reverse("image", args=[image.token])} for image in slot.images_in_display_order()]
     if study.design == Design.PAIRED:
         panes[0]["label"], panes[1]["label"] = "Left", "Right"
     else:
         panes[0]["label"] = "Image"
+    previous = {a.question: a for a in slot.answers.filter(revision=slot.latest_revision() or 0)}
+    questions = [
+        {"question": q, "previous": previous[q.key].answer if q.key in previous else ""} for q in study.questions.all()
+    ]
+    earlier = slot.position - 1 if study.allow_back and slot.position - 1 > practice else None
     context = {
         "study": study,
         "slot": slot,
         "panes": panes,
+        "questions": questions,
+        "previous": previous.get(study.question),
+        "is_practice": slot.case.is_practice,
+        "number": slot.position if slot.case.is_practice else slot.position - practice,
+        "count": practice if slot.case.is_practice else total - practice,
         "done": done,
         "total": total,
         "percent": round(100 * done / total) if total else 0,
+        "seconds_left": assignment.seconds_left(),
+        "back_url": reverse("review", args=[study.pk, earlier]) if earlier else "",
         # A fresh key for this rendering; a retried or double-clicked submit repeats it.
         "idempotency_key": uuid.uuid4(),
         "answer_url": reverse("answer", args=[study.pk, slot.position]),
@@ -101,17 +139,20 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
         reading_ms = int(payload["reading_ms"])
         confidence = payload.get("confidence")
         client = payload.get("client") or {}
+        further = payload.get("questions") or {}
+        if not isinstance(client, dict) or not isinstance(further, dict):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         return _bad("malformed answer: expected JSON with idempotency_key, answer and reading_ms")
 
     next_url = reverse("read", args=[study_id])
-    existing = Answer.objects.filter(idempotency_key=key).select_related("slot").first()
-    if existing is not None:
-        if existing.slot.assignment_id != assignment.pk:
-            return _bad("this key belongs to another answer", 409)
-        return JsonResponse({"status": "already stored", "next": next_url})
-
     slot = get_object_or_404(Slot.objects.select_related("case", "assignment__study"), assignment=assignment, position=position)
+    stored = Answer.objects.filter(idempotency_key=key).select_related("slot").first()
+    if stored is not None:
+        if stored.slot_id != slot.pk:
+            return _bad("this key belongs to another answer", 409)
+        return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
+
     study = assignment.study
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
     if choice not in valid:
@@ -122,29 +163,35 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
         confidence = int(confidence)
     else:
         confidence = None
-    if not 0 <= reading_ms <= MAX_READING_MS or not isinstance(client, dict):
+    if not 0 <= reading_ms <= MAX_READING_MS or len(json.dumps(client)) > MAX_CLIENT_BYTES:
         return _bad("reading_ms or client state out of range")
+    responses = {study.question: choice}
+    try:
+        for question in study.questions.all():
+            value = question.validate_answer(further.get(question.key))
+            if value is not None:
+                responses[question.key] = value
+    except ValueError as error:
+        return _bad(str(error))
     if slot.first_served_at is None:
         return _bad("this case was never served", 409)
-    if slot.answers.filter(question=study.question).exists():
-        return JsonResponse({"status": "already answered", "next": next_url})
+    revising = slot.answers.exists()
+    if revising and (not study.allow_back or slot.case.is_practice):
+        return JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
     try:
-        with transaction.atomic():
-            Answer.objects.create(
-                slot=slot,
-                question=study.question,
-                idempotency_key=key,
-                answer=choice,
-                confidence=confidence,
-                served_at=slot.first_served_at,
-                answered_at=timezone.now(),
-                reading_ms=reading_ms,
-                client=client,
-            )
+        slot.record(key, responses, confidence=confidence, reading_ms=reading_ms, client=client)
     except IntegrityError:  # a concurrent duplicate won the race; the answer is stored once
-        return JsonResponse({"status": "already stored", "next": next_url})
+        return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
     assignment.mark_completed_if_done()
-    return JsonResponse({"status": "stored", "next": next_url})
+    return JsonResponse({"status": "revised" if revising else "stored", "next": next_url, **_feedback(slot)})
+
+
+def _feedback(slot: Slot) -> dict:
+    """Practice cases tell the reader the truth; scored cases never do."""
+    if not slot.case.is_practice:
+        return {}
+    given = slot.answers.get(question=slot.assignment.study.question, revision=0).answer
+    return {"feedback": {"correct": given == slot.truth, "truth": slot.truth}}
 
 
 # Every image response carries exactly these headers, whatever its source.
@@ -170,8 +217,7 @@ def image(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _may_view(request: HttpRequest, image: Image) -> bool:
-    profile = profile_of(request.user)
-    if profile.is_coordinator:
+    if profile_of(request.user).is_coordinator:
         return True
     # One query either way, so the check takes no longer for one source than the other.
     return Slot.objects.filter(

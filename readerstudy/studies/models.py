@@ -9,6 +9,7 @@ which side each reader sees the synthetic image (paired design).
 from __future__ import annotations
 
 import secrets
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,16 @@ class Study(models.Model):
     label = models.IntegerField(null=True, blank=True, help_text="class label for a conditional generator; blank draws one per case")
     instructions = models.TextField(blank=True)
     equivalence_margin = models.FloatField(default=0.10, help_text="pre-specified margin for the equivalence test")
+    # Reading workflow
+    practice_case_count = models.PositiveIntegerField(
+        default=0, help_text="practice cases read first, with feedback, excluded from analysis"
+    )
+    time_limit_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="per case; when it runs out the images are hidden and an answer is still required"
+    )
+    allow_back = models.BooleanField(default=False, help_text="readers may revisit and revise earlier scored answers")
+    blank_ms = models.PositiveIntegerField(default=500, help_text="neutral screen between cases, in milliseconds")
+    break_every = models.PositiveIntegerField(default=0, help_text="offer a break every N scored cases (0 = never)")
     readers = models.ManyToManyField(User, through="Assignment", related_name="studies")
     is_open = models.BooleanField(default=False, help_text="readers can read only open studies")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -116,29 +127,38 @@ class Study(models.Model):
             )
         if self.pk and self.cases.exists():
             old = Study.objects.get(pk=self.pk)
-            frozen = ["design", "pool_id", "generator_id", "seed", "case_count", "synthetic_fraction", "truncation", "label"]
+            frozen = [
+                "design", "pool_id", "generator_id", "seed", "case_count", "practice_case_count",
+                "synthetic_fraction", "truncation", "label",
+            ]
             if any(getattr(old, f) != getattr(self, f) for f in frozen):
                 raise ValidationError("cases are already drawn: the design, pool, generator and seed can no longer change")
 
     # Drawing cases
 
     def draw(self) -> list[dict]:
-        """The study's cases as its seed determines them (pure: writes nothing)."""
+        """The study's cases as its seed determines them (pure: writes nothing).
+
+        Scored cases come first (indexes 0..case_count-1), then practice cases;
+        no real image is used twice.
+        """
         real_ids = list(self.pool.real_images().order_by("pixel_sha256").values_list("id", flat=True))
         rng = np.random.default_rng(self.seed)
-        if self.design == Design.PAIRED:
-            needed_real, synthetic_flags = self.case_count, [True] * self.case_count
-        else:
-            synthetic_count = round(self.case_count * self.synthetic_fraction)
-            flags = np.zeros(self.case_count, dtype=bool)
-            flags[rng.permutation(self.case_count)[:synthetic_count]] = True
-            synthetic_flags = flags.tolist()
-            needed_real = self.case_count - synthetic_count
+        blocks = [(False, self.case_count), (True, self.practice_case_count)]
+        flags: list[tuple[bool, bool]] = []  # (is_practice, is_synthetic) per case
+        for is_practice, count in blocks:
+            if self.design == Design.PAIRED:
+                flags += [(is_practice, True)] * count
+            else:
+                synthetic = np.zeros(count, dtype=bool)
+                synthetic[rng.permutation(count)[: round(count * self.synthetic_fraction)]] = True
+                flags += [(is_practice, bool(s)) for s in synthetic]
+        needed_real = sum(1 for _, synthetic in flags if self.design == Design.PAIRED or not synthetic)
         if needed_real > len(real_ids):
             raise ValidationError(f"the study needs {needed_real} real images but pool {self.pool} has {len(real_ids)}")
         chosen = iter(rng.choice(real_ids, size=needed_real, replace=False).tolist())
         planned = []
-        for index, synthetic in enumerate(synthetic_flags):
+        for index, (is_practice, synthetic) in enumerate(flags):
             seed = int(rng.integers(0, 2**31 - 1))
             label = self.label
             if label is None and self.generator.num_classes:
@@ -147,6 +167,7 @@ class Study(models.Model):
             planned.append(
                 {
                     "index": index,
+                    "is_practice": is_practice,
                     "real_image_id": next(chosen) if has_real else None,
                     "synthetic_seed": seed if synthetic else None,
                     "synthetic_label": label if synthetic else None,
@@ -178,6 +199,60 @@ class Study(models.Model):
         return int(np.random.SeedSequence([self.seed, reader.pk]).generate_state(1, dtype=np.uint64)[0] >> 2)
 
 
+class Question(models.Model):
+    """A further question asked with every case of a mixed study, e.g. a Kellgren–Lawrence grade.
+
+    With ``truth_from_label`` the reference answer is the image's class label:
+    the label a real image was imported with, or the label a synthetic image
+    was generated for. Answers are analysed separately on real and synthetic
+    images.
+    """
+
+    class Kind(models.TextChoices):
+        CHOICE = "choice", "One of a list (grades, categories)"
+        TEXT = "text", "Free text"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
+    key = models.SlugField(max_length=50, help_text="column name in exports, e.g. kl_grade")
+    label = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CHOICE)
+    choices = models.CharField(max_length=500, blank=True, help_text="comma-separated, e.g. 0,1,2,3,4")
+    required = models.BooleanField(default=True)
+    truth_from_label = models.BooleanField(default=False)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "order", "pk"]
+        constraints = [models.UniqueConstraint(fields=["study", "key"], name="unique_question_key")]
+
+    def __str__(self) -> str:
+        return f"{self.study}: {self.label}"
+
+    def clean(self) -> None:
+        if self.key in ("which_is_synthetic", "real_or_synthetic"):
+            raise ValidationError({"key": "this key is the study's own question"})
+        if self.kind == self.Kind.CHOICE and len(self.choice_list()) < 2:
+            raise ValidationError({"choices": "give at least two choices"})
+        if self.study_id and self.study.design == Design.PAIRED:
+            raise ValidationError("further questions are asked of single images: use a mixed study")
+
+    def choice_list(self) -> list[str]:
+        return [c.strip() for c in self.choices.split(",") if c.strip()]
+
+    def validate_answer(self, value) -> str | None:
+        """The answer as stored, None when unanswered; ValueError when invalid."""
+        text = "" if value is None else str(value).strip()
+        if not text:
+            if self.required:
+                raise ValueError(f"{self.label}: an answer is required")
+            return None
+        if self.kind == self.Kind.CHOICE and text not in self.choice_list():
+            raise ValueError(f"{self.label}: answer must be one of {', '.join(self.choice_list())}")
+        if len(text) > 2000:
+            raise ValueError(f"{self.label}: at most 2000 characters")
+        return text
+
+
 class Case(models.Model):
     """A display set: one real and one synthetic image (paired) or one image (mixed)."""
 
@@ -187,6 +262,7 @@ class Case(models.Model):
     synthetic_image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     synthetic_seed = models.BigIntegerField(null=True, blank=True)
     synthetic_label = models.IntegerField(null=True, blank=True)
+    is_practice = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["study", "index"]
@@ -223,19 +299,26 @@ class Assignment(models.Model):
     def plan(self) -> list[tuple[int, str]]:
         """(case index, synthetic side) in reading order; side is '' in mixed studies.
 
-        Paired studies put the synthetic image on the left for exactly half
-        of a reader's cases (one more on one side when the count is odd).
+        Practice cases come first, then scored cases, each block in its own
+        random order. In paired studies the synthetic image is on the left for
+        exactly half of each block (one more on one side when a count is odd).
         """
+        study = self.study
         rng = np.random.default_rng(self.seed)
-        count = self.study.case_count
-        order = rng.permutation(count).tolist()
-        if self.study.design != Design.PAIRED:
-            return [(index, "") for index in order]
-        sides = ["left"] * (count // 2) + ["right"] * (count // 2)
-        if count % 2:
-            sides.append(str(rng.choice(["left", "right"])))
-        sides = [sides[i] for i in rng.permutation(count)]
-        return list(zip(order, sides))
+        scored = list(range(study.case_count))
+        practice = list(range(study.case_count, study.case_count + study.practice_case_count))
+        planned = []
+        for block in (practice, scored):
+            order = [block[i] for i in rng.permutation(len(block))]
+            if study.design != Design.PAIRED:
+                planned += [(index, "") for index in order]
+                continue
+            count = len(block)
+            sides = ["left"] * (count // 2) + ["right"] * (count // 2)
+            if count % 2:
+                sides.append(str(rng.choice(["left", "right"])))
+            planned += list(zip(order, [sides[i] for i in rng.permutation(count)]))
+        return planned
 
     @transaction.atomic
     def lay_out(self) -> None:
@@ -250,8 +333,18 @@ class Assignment(models.Model):
         return self.slots.filter(answers__isnull=True).select_related("case").order_by("position").first()
 
     def progress(self) -> tuple[int, int]:
+        """(answered, total) slots, practice included."""
         total = self.slots.count()
         return self.slots.filter(answers__isnull=False).distinct().count(), total
+
+    def seconds_left(self) -> int | None:
+        """Estimated reading time left: this reader's median time so far times the cases left."""
+        answers = Answer.objects.filter(slot__assignment=self, question=self.study.question, revision=0)
+        times = sorted(answers.values_list("reading_ms", flat=True))
+        done, total = self.progress()
+        if not times or done >= total:
+            return None
+        return round(times[len(times) // 2] / 1000 * (total - done))
 
     def mark_completed_if_done(self) -> None:
         if self.completed_at is None and self.next_slot() is None:
@@ -289,6 +382,48 @@ class Slot(models.Model):
             return self.synthetic_side
         return Source.SYNTHETIC if self.case.is_synthetic else Source.REAL
 
+    def truth_for(self, question: str) -> str:
+        """Reference answer to the study's question or to a further question ('' if none)."""
+        study = self.assignment.study
+        if question == study.question:
+            return self.truth
+        asked = study.questions.filter(key=question, truth_from_label=True).exists()
+        if not asked:
+            return ""
+        label = self.case.synthetic_label if self.case.is_synthetic else self.case.real_image.origin.get("label")
+        return "" if label is None else str(label)
+
+    def latest_revision(self) -> int | None:
+        return self.answers.aggregate(models.Max("revision"))["revision__max"]
+
+    @transaction.atomic
+    def record(self, key: uuid.UUID, responses: dict[str, str], *, confidence: int | None, reading_ms: int, client: dict) -> int:
+        """Store one reading of this slot: the study's question and any further ones.
+
+        Every row of one reading shares its idempotency key and revision, so a
+        repeated request is recognised as a whole. Returns the revision stored
+        (0 for a first answer, more when a reader went back and revised).
+        """
+        revision = self.latest_revision()
+        revision = 0 if revision is None else revision + 1
+        now = timezone.now()
+        Answer.objects.bulk_create(
+            Answer(
+                slot=self,
+                question=question,
+                idempotency_key=key,
+                revision=revision,
+                answer=value,
+                confidence=confidence if question == self.assignment.study.question else None,
+                served_at=self.first_served_at,
+                answered_at=now,
+                reading_ms=reading_ms,
+                client=client,
+            )
+            for question, value in responses.items()
+        )
+        return revision
+
     def mark_served(self) -> None:
         if self.first_served_at is None:
             Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=timezone.now())
@@ -304,12 +439,17 @@ class AnswerQuerySet(models.QuerySet):
 
 
 class Answer(models.Model):
-    """A reader's judgment on one slot: stored once, never changed."""
+    """A reader's judgment on one question of one slot: stored once, never changed.
+
+    A reader allowed to go back revises by adding a row with a higher
+    ``revision``; analyses use the latest.
+    """
 
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="answers")
     question = models.CharField(max_length=50)
-    idempotency_key = models.UUIDField(unique=True)
-    answer = models.CharField(max_length=50)
+    idempotency_key = models.UUIDField()
+    revision = models.PositiveSmallIntegerField(default=0)
+    answer = models.TextField()
     confidence = models.PositiveSmallIntegerField(null=True, blank=True)
     served_at = models.DateTimeField()
     answered_at = models.DateTimeField(default=timezone.now)
@@ -319,7 +459,10 @@ class Answer(models.Model):
     objects = AnswerQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["slot", "question"], name="one_answer_per_question")]
+        constraints = [
+            models.UniqueConstraint(fields=["slot", "question", "revision"], name="one_answer_per_question_revision"),
+            models.UniqueConstraint(fields=["idempotency_key", "question"], name="unique_idempotency_key"),
+        ]
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -328,7 +471,3 @@ class Answer(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("answers are append-only")
-
-    @property
-    def is_correct(self) -> bool:
-        return self.answer == self.slot.truth
