@@ -111,3 +111,15 @@ def test_generator_smaller_than_presentation_is_refused(pool, checkpoint):
     pool.save()
     with pytest.raises(ValidationError, match="upscaled"):
         Study(name="x", design="paired", pool=pool, generator=checkpoint).clean()
+
+
+def test_repeated_cases_come_later_for_intra_reader_agreement(make_study, readers):
+    study = make_study("paired", cases=8, repeat_count=3)
+    for assignment in study.assignments.all():
+        indexes = list(assignment.slots.order_by("position").values_list("case__index", flat=True))
+        assert len(indexes) == 11 and sorted(set(indexes)) == list(range(8))
+        repeated = [i for i in set(indexes) if indexes.count(i) == 2]
+        assert len(repeated) == 3
+        sides = list(assignment.slots.order_by("position").values_list("synthetic_side", flat=True))
+        first_sides = [sides[indexes.index(i)] for i in range(8)]
+        assert first_sides.count("left") == 4

@@ -96,6 +96,9 @@ class Study(models.Model):
     allow_back = models.BooleanField(default=False, help_text="readers may revisit and revise earlier scored answers")
     blank_ms = models.PositiveIntegerField(default=500, help_text="neutral screen between cases, in milliseconds")
     break_every = models.PositiveIntegerField(default=0, help_text="offer a break every N scored cases (0 = never)")
+    repeat_count = models.PositiveIntegerField(
+        default=0, help_text="scored cases each reader sees a second time, later on, for intra-reader agreement"
+    )
     readers = models.ManyToManyField(User, through="Assignment", related_name="studies")
     is_open = models.BooleanField(default=False, help_text="readers can read only open studies")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -125,10 +128,12 @@ class Study(models.Model):
                 f"the generator makes {self.generator.resolution}px images but the pool presents "
                 f"{self.pool.presentation_size}px: upscaled synthetic images would give themselves away"
             )
+        if self.repeat_count > self.case_count:
+            raise ValidationError({"repeat_count": "cannot repeat more cases than the study has"})
         if self.pk and self.cases.exists():
             old = Study.objects.get(pk=self.pk)
             frozen = [
-                "design", "pool_id", "generator_id", "seed", "case_count", "practice_case_count",
+                "design", "pool_id", "generator_id", "seed", "case_count", "practice_case_count", "repeat_count",
                 "synthetic_fraction", "truncation", "label",
             ]
             if any(getattr(old, f) != getattr(self, f) for f in frozen):
@@ -300,25 +305,31 @@ class Assignment(models.Model):
         """(case index, synthetic side) in reading order; side is '' in mixed studies.
 
         Practice cases come first, then scored cases, each block in its own
-        random order. In paired studies the synthetic image is on the left for
-        exactly half of each block (one more on one side when a count is odd).
+        random order. ``repeat_count`` scored cases come a second time, each at
+        a random later position. In paired studies the synthetic image is on
+        the left for exactly half of each block and of the repeats (one more on
+        one side when a count is odd).
         """
         study = self.study
         rng = np.random.default_rng(self.seed)
-        scored = list(range(study.case_count))
-        practice = list(range(study.case_count, study.case_count + study.practice_case_count))
-        planned = []
-        for block in (practice, scored):
-            order = [block[i] for i in rng.permutation(len(block))]
-            if study.design != Design.PAIRED:
-                planned += [(index, "") for index in order]
-                continue
-            count = len(block)
-            sides = ["left"] * (count // 2) + ["right"] * (count // 2)
-            if count % 2:
-                sides.append(str(rng.choice(["left", "right"])))
-            planned += list(zip(order, [sides[i] for i in rng.permutation(count)]))
-        return planned
+        practice = range(study.case_count, study.case_count + study.practice_case_count)
+        scored = rng.permutation(study.case_count).tolist()
+        repeats = rng.choice(scored, size=study.repeat_count, replace=False).tolist()
+        planned = list(zip(rng.permutation(list(practice)).tolist(), self._sides(rng, len(practice))))
+        planned_scored = list(zip(scored, self._sides(rng, len(scored))))
+        for index, side in zip(repeats, self._sides(rng, len(repeats))):
+            first = next(i for i, (case, _) in enumerate(planned_scored) if case == index)
+            at = int(rng.integers(first + 1, len(planned_scored) + 1))
+            planned_scored.insert(at, (index, side))
+        return planned + planned_scored
+
+    def _sides(self, rng: np.random.Generator, count: int) -> list[str]:
+        if self.study.design != Design.PAIRED:
+            return [""] * count
+        sides = ["left"] * (count // 2) + ["right"] * (count // 2)
+        if count % 2:
+            sides.append(str(rng.choice(["left", "right"])))
+        return [sides[i] for i in rng.permutation(count)]
 
     @transaction.atomic
     def lay_out(self) -> None:
@@ -365,7 +376,6 @@ class Slot(models.Model):
         ordering = ["assignment", "position"]
         constraints = [
             models.UniqueConstraint(fields=["assignment", "position"], name="unique_slot_position"),
-            models.UniqueConstraint(fields=["assignment", "case"], name="unique_slot_case"),
         ]
 
     def images_in_display_order(self) -> list[Image]:
