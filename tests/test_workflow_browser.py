@@ -1,0 +1,70 @@
+"""The reading workflow in Chromium: practice feedback, the break screen, a time limit, a grading question."""
+
+from __future__ import annotations
+
+import pytest
+
+from readerstudy.studies.models import Answer, Question
+from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, CHROMIUM, screenshot  # noqa: F401  (skips without chromium)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def page(live_server, readers):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", "rad")
+        page.fill("#id_password", "pw-rad")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        yield page
+        browser.close()
+
+
+def test_practice_feedback_then_break(live_server, make_study, page):
+    study = make_study("paired", cases=4, practice_case_count=1, break_every=2, blank_ms=200)
+    page.goto(f"{live_server.url}/studies/{study.pk}/read/")
+    page.wait_for_selector("text=Practice 1 of 1")
+    page.wait_for_selector("#reader.shown")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#feedback:not([hidden])")
+    text = page.inner_text("#feedback")
+    assert "the synthetic image was on the" in text
+    screenshot(page, "practice-feedback")
+    page.keyboard.press("Enter")
+    for number in (1, 2):
+        page.wait_for_selector(f"text=Case {number} of 4")
+        page.wait_for_selector("#reader.shown")
+        assert page.is_hidden("#feedback")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")
+    page.wait_for_selector("text=Time for a break")
+    screenshot(page, "break-screen")
+    page.click("#continue")
+    page.wait_for_selector("text=Case 3 of 4")
+    assert Answer.objects.count() == 3
+
+
+def test_time_limit_hides_images_and_grading_is_recorded(live_server, make_study, page):
+    study = make_study("mixed", cases=2, time_limit_seconds=1, blank_ms=0)
+    Question.objects.create(study=study, key="kl_grade", label="KL grade", choices="0,1,2,3,4")
+    page.goto(f"{live_server.url}/studies/{study.pk}/read/")
+    page.wait_for_selector("#reader.shown")
+    page.wait_for_selector("text=Time is up")
+    assert page.evaluate("getComputedStyle(document.querySelector('.pane canvas')).visibility") == "hidden"
+    page.keyboard.press("s")
+    page.keyboard.press("4")
+    assert page.is_disabled("#submit")  # the grade is still missing
+    page.click("label.choice:has(input[name=q-kl_grade][value='3'])")
+    screenshot(page, "mixed-with-grading")
+    page.click("#submit")
+    page.wait_for_selector("text=Case 2 of 2")
+    stored = {a.question: a for a in Answer.objects.all()}
+    assert stored["kl_grade"].answer == "3"
+    assert stored["real_or_synthetic"].client["timed_out"] is True
