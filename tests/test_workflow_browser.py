@@ -68,3 +68,36 @@ def test_time_limit_hides_images_and_grading_is_recorded(live_server, make_study
     stored = {a.question: a for a in Answer.objects.all()}
     assert stored["kl_grade"].answer == "3"
     assert stored["real_or_synthetic"].client["timed_out"] is True
+
+
+def test_browser_sees_the_same_requests_and_headers_for_both_sources(live_server, make_study, page):
+    """What the network panel shows differs by source only as the pixels imply."""
+    from readerstudy.archive.encoding import encode_png
+    from readerstudy.archive.models import Image
+
+    study = make_study("paired", cases=4, blank_ms=0)
+    seen = []
+
+    def record(response):
+        if "/img/" in response.url:
+            request = response.request
+            seen.append((response.url, response.body(), response.all_headers(), request.method, request.all_headers()))
+
+    page.on("response", record)
+    page.goto(f"{live_server.url}/studies/{study.pk}/read/")
+    for number in range(1, 5):
+        page.wait_for_selector(f"text=Case {number} of 4")
+        page.wait_for_selector("#reader.shown")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("Enter")
+    page.wait_for_selector("text=Study complete")
+    assert len(seen) == 8
+    shapes = {}
+    for url, body, headers, method, request_headers in seen:
+        image = Image.objects.get(token=url.rsplit("/", 1)[1])
+        # The size is exactly what encoding these pixels gives: it says nothing the pixels do not.
+        assert body == encode_png(image.read_levels())
+        headers = {k: v for k, v in headers.items() if k not in ("date", "content-length")}
+        request_headers = {k: v for k, v in request_headers.items() if k != "cookie"}
+        shapes.setdefault(image.source, set()).add((method, tuple(sorted(headers.items())), tuple(sorted(request_headers.items()))))
+    assert shapes["real"] == shapes["synthetic"] and len(shapes["real"]) == 1

@@ -2,13 +2,18 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from readerstudy.studies.generation import prepare
-from readerstudy.studies.models import Answer, Assignment, Case, GeneratorCheckpoint, Study
+from readerstudy.studies.models import Answer, Assignment, Case, GeneratorCheckpoint, Question, Study
 
 
 @admin.register(GeneratorCheckpoint)
 class GeneratorCheckpointAdmin(admin.ModelAdmin):
     list_display = ["name", "path", "sha256", "created_at"]
     readonly_fields = ["sha256", "config"]
+
+
+class QuestionInline(admin.TabularInline):
+    model = Question
+    extra = 0
 
 
 class AssignmentInline(admin.TabularInline):
@@ -25,7 +30,7 @@ class AssignmentInline(admin.TabularInline):
 class StudyAdmin(admin.ModelAdmin):
     list_display = ["name", "design", "pool", "generator", "case_count", "is_open", "created_at"]
     list_filter = ["design", "is_open"]
-    inlines = [AssignmentInline]
+    inlines = [QuestionInline, AssignmentInline]
     actions = ["prepare_and_open", "close"]
 
     def save_related(self, request, form, formsets, change):
