@@ -201,3 +201,14 @@ def test_import_command_prints_summary(tmp_path, real_folder, capsys):
     out = capsys.readouterr().out
     assert "Pool cmd: 24 imported, 0 duplicates, 1 skipped" in out
     assert "bad.jpg" in out
+
+
+def test_labels_file_attaches_reference_labels(tmp_path, real_folder):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,label\nimg-00.png,3\nimg-01.png,0\n")
+    call_command("import_images", str(real_folder), "--pool", "kl", "--size", "32", "--labels", str(labels))
+    assert Image.objects.get(origin__filename="img-00.png").origin["label"] == "3"
+    assert "label" not in Image.objects.get(origin__filename="img-05.png").origin
+    labels.write_text("name,grade\nx,1\n")
+    with pytest.raises(Exception, match="filename,label"):
+        call_command("import_images", str(real_folder), "--pool", "kl2", "--size", "32", "--labels", str(labels))

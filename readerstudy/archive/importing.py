@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,7 +68,16 @@ def iter_sources(path: Path, max_bytes: int) -> Iterator[tuple[str, bytes | Refu
         raise FileNotFoundError(f"{path} is not a file, folder or zip archive")
 
 
-def import_images(path: Path, pool: Pool) -> ImportSummary:
+def read_labels(path: Path) -> dict[str, str]:
+    """A labels file: CSV with columns ``filename,label`` (filename as it appears under the import path)."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"filename", "label"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: a labels file needs the columns filename,label")
+        return {row["filename"].strip(): row["label"].strip() for row in reader if row["filename"].strip()}
+
+
+def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) -> ImportSummary:
     """Import every usable image under ``path`` into ``pool``.
 
     Unusable files are skipped with a reason. Rows are created in one
@@ -92,7 +102,10 @@ def import_images(path: Path, pool: Pool) -> ImportSummary:
             if digest in known:
                 summary.duplicates.append((name, known[digest]))
                 continue
-            built.append(Image.build(pool, levels, Source.REAL, origin={"filename": name}))
+            origin = {"filename": name}
+            if labels and name in labels:
+                origin["label"] = labels[name]
+            built.append(Image.build(pool, levels, Source.REAL, origin=origin))
             known[digest] = name
             summary.imported.append(name)
         with transaction.atomic():

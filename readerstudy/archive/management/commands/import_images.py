@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from readerstudy.archive.importing import import_images
+from readerstudy.archive.importing import import_images, read_labels
 from readerstudy.archive.models import Pool
 
 
@@ -13,9 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
         parser.add_argument("--pool", required=True, help="pool name; created if it does not exist")
         parser.add_argument("--size", type=int, help="presentation size in pixels (new pools; default 256)")
+        parser.add_argument("--labels", type=Path, help="CSV with columns filename,label (e.g. a Kellgren-Lawrence grade)")
         parser.add_argument("--bit-depth", type=int, choices=[8, 16], help="presentation bit depth (new pools; default 16)")
 
-    def handle(self, path: Path, pool: str, size: int | None, bit_depth: int | None, **options):
+    def handle(self, path: Path, pool: str, size: int | None, bit_depth: int | None, labels: Path | None, **options):
         if not path.exists():
             raise CommandError(f"{path} does not exist")
         defaults = {k: v for k, v in {"presentation_size": size, "bit_depth": bit_depth}.items() if v}
@@ -25,6 +26,10 @@ class Command(BaseCommand):
                 f"pool {pool} already exists with size {target.presentation_size} and "
                 f"{target.bit_depth}-bit images; its images must all share one presentation"
             )
-        summary = import_images(path, target)
+        try:
+            label_map = read_labels(labels) if labels else None
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise CommandError(f"cannot read the labels file: {error}") from error
+        summary = import_images(path, target, label_map)
         for line in summary.lines():
             self.stdout.write(line)
