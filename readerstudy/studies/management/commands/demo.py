@@ -16,7 +16,6 @@ from readerstudy.studies.generation import prepare
 from readerstudy.studies.models import Design, GeneratorCheckpoint, Study
 
 DEMO_POOL = "demo-chest"
-DEMO_CHECKPOINT = "demo-dcgan.safetensors"
 DEMO_PEOPLE = [
     # username, role, specialty, years of experience
     ("coordinator", Role.COORDINATOR, Specialty.OTHER, 0),
@@ -80,7 +79,10 @@ class Command(BaseCommand):
         return pool
 
     def register_generator(self) -> GeneratorCheckpoint:
-        checkpoint, _ = GeneratorCheckpoint.objects.get_or_create(name="demo-dcgan", defaults={"path": DEMO_CHECKPOINT})
+        from generator.demo import DEMO_CHECKPOINT
+
+        name = DEMO_CHECKPOINT.stem  # looked up in CHECKPOINT_DIRS, so the database holds no absolute path
+        checkpoint, _ = GeneratorCheckpoint.objects.get_or_create(name=name, defaults={"path": DEMO_CHECKPOINT.name})
         return checkpoint
 
     def create_people(self) -> dict[str, str]:
