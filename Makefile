@@ -26,8 +26,9 @@ test: venv
 test-postgres: venv
 	$(BIN)/python -m pytest -m django_db
 
+# Every benchmark in bench/, each printing its figures and ratios against a baseline from the same run.
 bench: venv
-	$(BIN)/python bench/run_all.py
+	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var

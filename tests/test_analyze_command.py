@@ -83,3 +83,24 @@ def test_header_only_and_binary_files(tmp_path, study_csv):
 def test_bad_margin(study_csv):
     with pytest.raises(CommandError, match="margin"):
         analyze(study_csv[0], margin=0.7)
+
+
+def test_html_has_figures_and_the_print_stylesheet(study_csv):
+    path, _ = study_csv
+    page = analyze(path, format="html", bootstrap=50)
+    assert page.count("<svg") >= 5 and "@media print" in page
+    assert "Multi-reader multi-case analysis" in page and "Specialty as a factor" in page
+
+
+def test_choices_declare_further_questions(tmp_path):
+    rows = simulate_rows(study="cli", design="mixed", readers=READERS, n_cases=30, seed=6, grade="kl_grade")
+    path = tmp_path / "graded.csv"
+    with path.open("w", newline="") as handle:
+        write_csv(rows, handle)
+    graded = json.loads(analyze(path, format="json", bootstrap=20, choices=["kl_grade=0,1,2,3,4,5"]))
+    (question,) = graded["studies"][0]["further_questions"]
+    assert question["categories"] == ["0", "1", "2", "3", "4", "5"] and question["kind"] == "choice"
+    text = json.loads(analyze(path, format="json", bootstrap=20, choices=["kl_grade="]))
+    assert text["studies"][0]["further_questions"][0]["kind"] == "text"
+    with pytest.raises(CommandError, match="KEY=A,B,C"):
+        analyze(path, choices=["kl_grade"])

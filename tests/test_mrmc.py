@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from readerstudy.analysis.mrmc import delong_auc, empirical_auc, jackknife_auc, obuchowski_rockette
+from readerstudy.analysis.mrmc import (
+    delong_auc,
+    empirical_auc,
+    jackknife_auc,
+    obuchowski_rockette,
+    obuchowski_rockette_proportion,
+    or_analysis,
+    roc_points,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "vandyke"
 NUMBER = re.compile(r"-?\d*\.\d+|-?\d+")
@@ -227,3 +235,62 @@ def test_three_treatments(vandyke):
     # Treatment-specific figures do not depend on the other treatments.
     alone, together = three.random_readers_random_cases.treatments[0], result.random_readers_random_cases.treatments[0]
     assert (alone.label, dataclasses.replace(alone, label="1")) == ("cine", together)
+
+
+# --- proportion correct and ROC points -------------------------------------------------------
+
+
+def test_proportion_correct_uses_leave_one_case_out_values():
+    rng = np.random.default_rng(8)
+    correct = (rng.random((2, 4, 30)) < [[[0.7]], [[0.6]]]).astype(int)
+    result = obuchowski_rockette_proportion(correct, treatments=["a", "b"])
+    assert result.auc == pytest.approx(correct.mean(axis=2))
+    assert result.n_positive is None and result.n_negative is None
+    # The generic analysis with brute-force leave-one-case-out proportions gives the same.
+    keep = ~np.eye(30, dtype=bool)
+    pseudo = np.array([[[row[k].mean() for k in keep] for row in treatment] for treatment in correct])
+    brute = or_analysis(correct.mean(axis=2), pseudo, treatments=["a", "b"])
+    for name in ("random_readers_random_cases", "fixed_readers_random_cases", "random_readers_fixed_cases"):
+        mine, theirs = getattr(result, name), getattr(brute, name)
+        assert mine.test.statistic == pytest.approx(theirs.test.statistic, rel=1e-10)
+        for a, b in zip(mine.treatments + mine.differences, theirs.treatments + theirs.differences, strict=True):
+            assert (a.estimate, a.se) == pytest.approx((b.estimate, b.se), rel=1e-10)
+    # The jackknife variance of a proportion is s^2 / c, per reader.
+    assert result.var_error_treatment[0] == pytest.approx(np.mean(correct[0].var(axis=1, ddof=1) / 30), rel=1e-10)
+
+
+def test_single_source_proportion_interval():
+    rng = np.random.default_rng(9)
+    skill = rng.normal(0, 0.3, (1, 8, 1))
+    correct = (rng.random((1, 8, 200)) < 1 / (1 + np.exp(-(0.4 + skill)))).astype(int)
+    single = obuchowski_rockette_proportion(correct).random_readers_random_cases.treatments[0]
+    r = 8
+    theta = correct[0].mean(axis=1)
+    d = correct[0] - theta[:, None]
+    cov = d @ d.T / (200 * 199)
+    cov2 = cov[~np.eye(r, dtype=bool)].mean()
+    ms_r = theta.var(ddof=1)
+    assert single.se == pytest.approx(np.sqrt((ms_r + r * max(cov2, 0)) / r), rel=1e-10)
+    assert single.df == pytest.approx((ms_r + r * max(cov2, 0)) ** 2 / (ms_r**2 / (r - 1)), rel=1e-10)
+    assert single.ci[0] < theta.mean() < single.ci[1]
+
+
+def test_proportion_input_checks():
+    with pytest.raises(ValueError, match="0 or 1"):
+        obuchowski_rockette_proportion(np.full((1, 2, 3), 0.5))
+    with pytest.raises(ValueError, match="two readers"):
+        obuchowski_rockette_proportion(np.ones((1, 1, 3)))
+    with pytest.raises(ValueError, match="two cases"):
+        obuchowski_rockette_proportion(np.ones((1, 2, 1)))
+
+
+def test_roc_points_trace_the_empirical_auc():
+    rng = np.random.default_rng(6)
+    truth = rng.integers(0, 2, 80)
+    scores = rng.integers(1, 11, 80) + 2 * truth
+    points = roc_points(scores, truth)
+    assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)
+    xs, ys = np.array(points).T
+    assert np.all(np.diff(xs) >= 0) and np.all(np.diff(ys) >= 0)
+    assert np.trapezoid(ys, xs) == pytest.approx(empirical_auc(scores, truth), rel=1e-12)
+    assert roc_points([1, 2], [1, 1]) == []

@@ -16,6 +16,8 @@ from readerstudy.analysis.stats import (
     cohens_kappa,
     contingency_table,
     fleiss_kappa,
+    kappa_arrays,
+    ordered_categories,
     pairwise_kappa,
     proportion,
     quadratic_weighted_kappa,
@@ -202,3 +204,63 @@ def test_fleiss_counts_resamples_without_kappa():
     assert 0 < result.n_boot_undefined < 200
     assert result.ci is not None and not any(math.isnan(x) for x in result.ci)
     assert f"{result.n_boot_undefined} of 200" in result.note
+
+
+# --- vectorised kappas, weights from scores, category order -------------------------------------
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kappa_arrays_match_statsmodels_table_by_table(k, weighted):
+    rng = np.random.default_rng(10 + k)
+    tables = rng.integers(0, 12, (40, k, k)).astype(float)
+    tables[0] = 0
+    tables[0, 0, k - 1] = 6  # rows all first category, columns all last: defined, kappa 0
+    tables[1, :, 1:] = 0
+    tables[1, 1:, :] = 0  # every rating in the first category: not defined
+    tables[2, 1, :] = 0  # a category one rating never used
+    scores = np.sort(rng.choice(30, k, replace=False)).astype(float) if weighted else None
+    kappa, var = kappa_arrays(tables, weighted=weighted, scores=scores)
+    assert kappa.shape == var.shape == (40,)
+    assert math.isnan(kappa[1]) and math.isnan(var[1])
+    for i in (0, *range(2, 40)):
+        with np.errstate(all="ignore"):
+            expected = inter_rater.cohens_kappa(tables[i], weights=scores, wt="quadratic") if weighted \
+                else inter_rater.cohens_kappa(tables[i])
+        assert kappa[i] == pytest.approx(expected.kappa, rel=1e-12, abs=1e-14)
+        if math.isfinite(expected.var_kappa) and expected.var_kappa >= 0:
+            assert var[i] == pytest.approx(expected.var_kappa, rel=1e-10, abs=1e-15)
+        else:
+            assert math.isnan(var[i])
+
+
+def test_weighted_kappa_uses_the_scores_for_spacing():
+    # Grades 0, 1, 3, 4 with grade 2 never used: the spacing follows the numbers.
+    a = ["0", "1", "3", "4", "1", "3", "0", "4"]
+    b = ["1", "1", "4", "3", "0", "3", "0", "4"]
+    categories, scores = ordered_categories(a + b)
+    assert categories == ["0", "1", "3", "4"] and scores == [0.0, 1.0, 3.0, 4.0]
+    result = quadratic_weighted_kappa(a, b, categories, scores)
+    expected = inter_rater.cohens_kappa(contingency_table(a, b, categories), weights=scores, wt="quadratic")
+    assert result.estimate == pytest.approx(expected.kappa, rel=1e-12)
+    equal = quadratic_weighted_kappa(a, b, categories)  # equal spacing would treat 1 -> 3 as one step
+    assert equal.estimate != pytest.approx(result.estimate)
+    # Passing the full list of grades 0-4 gives the same kappa as the scores.
+    full = quadratic_weighted_kappa(a, b, ["0", "1", "2", "3", "4"])
+    assert full.estimate == pytest.approx(result.estimate, rel=1e-12)
+    with pytest.raises(ValueError, match="increasing"):
+        quadratic_weighted_kappa(a, b, categories, [0, 1, 1, 2])
+
+
+def test_kappa_interval_stays_within_minus_one_and_one():
+    result = cohens_kappa(["a"] * 9 + ["b"], ["a"] * 9 + ["b"], ("a", "b"))
+    assert result.estimate == 1.0 and result.ci[1] <= 1.0
+    near = cohens_kappa(["a", "a", "b", "b", "a"], ["a", "a", "b", "b", "b"], ("a", "b"))
+    assert -1.0 <= near.ci[0] and near.ci[1] <= 1.0
+
+
+def test_ordered_categories():
+    assert ordered_categories(["10", "9", "2", ""]) == (["2", "9", "10"], [2.0, 9.0, 10.0])
+    assert ordered_categories(["grade 10", "grade 9", "none"]) == (["grade 9", "grade 10", "none"], None)
+    assert ordered_categories(["1", "1.0"])[1] is None  # two labels for one number: no numeric weights
+    assert ordered_categories([]) == ([], None)

@@ -11,6 +11,14 @@ set to the printed precision (tests/test_mrmc.py):
 * random readers, fixed cases: the conventional treatment x reader ANOVA.
 
 Scores are "higher = more likely positive"; truth is 1 for positive cases.
+
+The same analysis applies to any figure of merit with jackknife pseudovalues
+over cases: obuchowski_rockette_proportion does it for the proportion of
+correct answers per reader (e.g. a two-alternative forced-choice study, where
+there is no score to rank). Both go through or_analysis, which takes the
+(treatment, reader) figures of merit and their leave-one-case-out values, so
+a comparison between treatments (e.g. synthetic sources) needs only the data
+arranged with a treatment axis.
 """
 
 from __future__ import annotations
@@ -143,14 +151,15 @@ class ORResult:
     """Obuchowski–Rockette results; names follow the OR-DBM MRMC output.
 
     Figures that need two treatments (ms_t, ms_tr, cov1, cov3, var_r, var_tr,
-    cov1_reader) are None with a single treatment.
+    cov1_reader) are None with a single treatment. `auc` holds the figure of
+    merit, whichever it is (name kept from the ROC analysis).
     """
 
     treatments: tuple[str, ...]
     readers: tuple[str, ...]
-    n_positive: int
-    n_negative: int
-    auc: np.ndarray  # (treatments, readers)
+    n_positive: int | None  # None for a figure of merit without case truth (proportion correct)
+    n_negative: int | None
+    auc: np.ndarray  # (treatments, readers): the figure of merit (AUC or proportion correct)
     ms_t: float | None
     ms_r: float
     ms_tr: float | None
@@ -203,26 +212,81 @@ def obuchowski_rockette(
     readers: Sequence[str] | None = None,
     alpha: float = 0.05,
 ) -> ORResult:
-    """OR analysis of a fully crossed study: scores[treatment, reader, case].
+    """OR analysis of trapezoidal AUCs in a fully crossed study: scores[treatment, reader, case].
 
     Every reader reads every case in every treatment; at least two readers and
     two positive and two negative cases are needed.
     """
-    scores = np.asarray(scores, dtype=float)
-    if scores.ndim != 3:
-        raise ValueError("scores must be a (treatments, readers, cases) array")
-    t, r, c = scores.shape
+    scores = _crossed(scores, "scores")
+    truth_arr = np.asarray(truth)
+    pseudo = jackknife_auc(scores, truth_arr)
+    t, r, _ = scores.shape
+    auc = np.array([[empirical_auc(scores[i, j], truth_arr) for j in range(r)] for i in range(t)])
+    return or_analysis(
+        auc, pseudo, treatments=treatments, readers=readers, alpha=alpha,
+        n_positive=int((truth_arr == 1).sum()), n_negative=int((truth_arr == 0).sum()),
+    )
+
+
+def obuchowski_rockette_proportion(
+    correct: ArrayLike,
+    *,
+    treatments: Sequence[str] | None = None,
+    readers: Sequence[str] | None = None,
+    alpha: float = 0.05,
+) -> ORResult:
+    """OR analysis of the proportion correct: correct[treatment, reader, case] is 0 or 1.
+
+    The figure of merit is each reader's share of correct answers; its
+    leave-one-case-out values are exact, so the jackknife covariances are the
+    usual ones of means (the jackknife variance of a proportion is s^2 / c).
+    Needs at least two readers and two cases, every reader reading every case.
+    """
+    correct = _crossed(correct, "correct")
+    if not np.isin(correct, (0, 1)).all():
+        raise ValueError("correct must be 0 or 1")
+    c = correct.shape[2]
+    if c < 2:
+        raise ValueError("the jackknife needs at least two cases")
+    total = correct.sum(axis=2, keepdims=True)
+    pseudo = (total - correct) / (c - 1)
+    return or_analysis(correct.mean(axis=2), pseudo, treatments=treatments, readers=readers, alpha=alpha)
+
+
+def _crossed(values: ArrayLike, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 3:
+        raise ValueError(f"{name} must be a (treatments, readers, cases) array")
+    if values.shape[1] < 2:
+        raise ValueError("the OR analysis needs at least two readers")
+    if np.isnan(values).any():
+        raise ValueError("every reader must read every case in every treatment")
+    return values
+
+
+def or_analysis(
+    fom: ArrayLike,
+    pseudo: ArrayLike,
+    *,
+    treatments: Sequence[str] | None = None,
+    readers: Sequence[str] | None = None,
+    alpha: float = 0.05,
+    n_positive: int | None = None,
+    n_negative: int | None = None,
+) -> ORResult:
+    """The OR analysis from figures of merit fom[treatment, reader] and their
+    leave-one-case-out values pseudo[treatment, reader, case]."""
+    auc = np.asarray(fom, dtype=float)
+    pseudo = np.asarray(pseudo, dtype=float)
+    if auc.ndim != 2 or pseudo.ndim != 3 or pseudo.shape[:2] != auc.shape:
+        raise ValueError("fom must be (treatments, readers) and pseudo (treatments, readers, cases)")
+    t, r, c = pseudo.shape
     if r < 2:
         raise ValueError("the OR analysis needs at least two readers")
-    if np.isnan(scores).any():
-        raise ValueError("every reader must score every case in every treatment")
     treatments = tuple(treatments) if treatments is not None else tuple(str(i + 1) for i in range(t))
     readers = tuple(readers) if readers is not None else tuple(str(j + 1) for j in range(r))
     if len(treatments) != t or len(readers) != r:
         raise ValueError("labels must match the treatments and readers axes")
-    truth_arr = np.asarray(truth)
-    pseudo = jackknife_auc(scores, truth_arr)
-    auc = np.array([[empirical_auc(scores[i, j], truth_arr) for j in range(r)] for i in range(t)])
 
     # Jackknife covariance of every (treatment, reader) AUC pair.
     dev = (pseudo - pseudo.mean(axis=2, keepdims=True)).reshape(t * r, c)
@@ -256,10 +320,9 @@ def obuchowski_rockette(
         se = math.sqrt(ms_r_treatment[i] / r)
         single_fixed_case.append(_t_interval(treatments[i], mean_t[i], se, r - 1, alpha, False))
     common = dict(
-        treatments=treatments, readers=readers, n_positive=int((truth_arr == 1).sum()),
-        n_negative=int((truth_arr == 0).sum()), auc=auc, ms_r=ms_r, ms_r_treatment=ms_r_treatment,
-        var_error=var_error, cov2=cov2, var_error_treatment=var_error_treatment,
-        cov2_treatment=cov2_treatment, var_error_reader=var_error_reader,
+        treatments=treatments, readers=readers, n_positive=n_positive, n_negative=n_negative, auc=auc,
+        ms_r=ms_r, ms_r_treatment=ms_r_treatment, var_error=var_error, cov2=cov2,
+        var_error_treatment=var_error_treatment, cov2_treatment=cov2_treatment, var_error_reader=var_error_reader,
     )
     if t == 1:
         return ORResult(
@@ -331,3 +394,18 @@ def obuchowski_rockette(
         fixed_readers_random_cases=fixed_reader,
         random_readers_fixed_cases=fixed_case,
     )
+
+
+def roc_points(scores: ArrayLike, truth: ArrayLike) -> list[tuple[float, float]]:
+    """Empirical ROC operating points (false positive fraction, true positive
+    fraction), from (0, 0) to (1, 1): one per distinct score, calling "positive"
+    every case scored at or above it. The trapezoidal area under these points
+    is empirical_auc. Empty when either class is missing."""
+    scores, pos, neg = _split(scores, truth)
+    if not pos.any() or not neg.any():
+        return []
+    points = [(0.0, 0.0)]
+    for threshold in np.unique(scores)[::-1]:
+        called = scores >= threshold
+        points.append((float(called[neg].mean()), float(called[pos].mean())))
+    return points

@@ -5,23 +5,57 @@ agree to the last digit. Rounding: estimates, intervals, standard errors and
 degrees of freedom to 4 decimals; p-values to 4 significant digits (so small
 p-values stay readable). Figures that are not defined are None, with a note.
 
-Structure (every "figure" dict carries method, unit and n):
+Structure (every "figure" dict, i.e. every dict with an "estimate", carries
+method, unit and n):
 
     format            "readerstudy-report/1"
-    settings          {margin, bootstrap, seed, level, rounding}
+    settings          {margin, bootstrap, seed, level, rounding, position_bins}
     studies           list, sorted by study name, of:
       study, design, question, categories, n_readers, n_cases, n_answers
-                      (all for the study's main question)
+                      (all for the first readings of the study's main question)
+      n_repeat_readings  main-question rows that repeat a case for a reader
+                      (used only by intra_reader; every other figure uses first readings)
       ordinal_score   mixed: how answer + confidence becomes the 1-10 score; paired: None
-      further_questions  [{question, n_answers}]: other questions in the rows,
-                      listed but not analysed by this version of the report
       groups          [group]: first all readers pooled, then each specialty
                       (radiologist, orthopaedic_surgeon, other, those present),
                       then each reader, sorted
+      mrmc            Obuchowski-Rockette over all readers, see below
       agreement       Fleiss' kappa between readers:
                       method, unit ("case"), n (cases read by every reader),
                       n_readers, categories, category_basis, estimate, ci,
                       n_boot, n_boot_undefined, seed, note
+      pairwise        Cohen's kappa for every pair of readers: method, unit,
+                      categories, category_basis, readers, pairs [{a, b, method,
+                      unit, n, estimate, se, ci, note}], matrix [{reader,
+                      kappas: one per reader, None on the diagonal and where
+                      not defined}], summary {method, unit, n (defined pairs),
+                      estimate (mean), min, max, note}
+      intra_reader    repeated readings: method, unit ("case read twice"), n,
+                      n_readers, categories, category_basis, pooled {figure:
+                      estimate, se, ci, agreement (share of identical answers)},
+                      readers [{reader, specialty, figure as pooled}], note
+      specialty_model correct ~ specialty, GEE logistic clustered by reader
+                      (regression.py): method, unit, n, n_readers, reference,
+                      included, excluded [{specialty, n_readers, reason}],
+                      comparisons [{specialty, reference, method, unit, n,
+                      n_readers, estimate (odds ratio), ci, log_odds, se,
+                      statistic, df, p}], overall {statistic, df1, df2, p} or
+                      None, working_correlation, note
+      position        accuracy by reading position: bins [{first, last, method,
+                      unit, n, correct, estimate, ci_wilson, note}] and trend
+                      {method, unit, n, n_readers, estimate (odds ratio per 100
+                      readings), ci, log_odds (per 100 readings), se,
+                      statistic, df, p, note}
+      further_questions  one dict per further question (sorted by key):
+                      question, kind ("choice" or "text"), n_answers,
+                      n_readers, n_cases, n_repeat_readings, n_with_reference;
+                      text: n_distinct and a note; choice: categories, scores
+                      (numbers used for the quadratic weights, None = equal
+                      spacing), category_basis, source_basis, distribution
+                      [{source, n, answers, reference}] (counts per category),
+                      vs_reference and between_readers {real, synthetic, all,
+                      difference} (figures; None where not defined, e.g. no
+                      image source in a paired design), intra_reader, note
 
     group:
       level           "pooled" | "specialty" | "reader"
@@ -38,17 +72,39 @@ Structure (every "figure" dict carries method, unit and n):
                       estimate, se, ci, note; paired designs add from_accuracy
                       (2·accuracy − 1), synthetic_left (answers whose truth
                       was left), balanced and statement
+      confusion       method, unit, n, rows ("truth"), columns ("answer"),
+                      categories, counts (rows x columns)
+      pooled and specialty only:
+      mrmc_accuracy   Obuchowski–Rockette on per-reader proportion correct,
+                      random readers and cases: method, unit, n (cases read by
+                      every reader in the group), n_readers, estimate, se, df,
+                      ci, statistic and p (test of 0.5), p_equivalence, ci90,
+                      margin, verdict (as for equivalence), note
       mixed designs only:
       sensitivity     detecting synthetic: method, unit, n, correct, estimate,
                       ci_clopper_pearson, ci_wilson, note
       specificity     the same for real images
       auc             ordinal score vs truth (synthetic positive).
                       reader:  empirical AUC with DeLong SE: method, unit, n,
-                               n_synthetic, n_real, estimate, se, note
+                               n_synthetic, n_real, estimate, se, note, and roc:
+                               the empirical ROC points [[fpf, tpf], ...]
                       pooled and specialty: Obuchowski–Rockette single-treatment
                                estimate, random readers and cases: method, unit,
                                n (cases read by every reader in the group),
-                               n_readers, estimate, se, df, ci, note
+                               n_readers, estimate, se, df, ci, statistic and p
+                               (test of AUC = 0.5), note
+
+    mrmc (study level, all readers):
+      treatments      the treatment labels (one: every synthetic image together)
+      comparison      None while the rows name a single synthetic source, with
+                      comparison_note saying so
+      accuracy        figure_of_merit, n, n_readers, note, and one figure per
+                      analysis: random_readers_random_cases (t, Hillis df),
+                      fixed_readers_random_cases (z, df None),
+                      random_readers_fixed_cases (t, readers - 1 df), each with
+                      estimate, se, df, ci, statistic and p testing 0.5
+      auc             mixed designs: the same for the reader-averaged AUC; None
+                      for paired designs
 
 Intervals are [low, high] lists at 95%, except ci90 (the TOST interval).
 """
@@ -56,28 +112,36 @@ Intervals are [low, high] lists at 95%, except ci90 (the TOST interval).
 from __future__ import annotations
 
 import math
+import zlib
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy import stats as sps
 
-from .mrmc import delong_auc, obuchowski_rockette
+from .mrmc import ORResult, delong_auc, obuchowski_rockette, obuchowski_rockette_proportion, roc_points
+from .regression import clustered_logit
 from .stats import (
     LEVEL,
+    Kappa,
     Proportion,
     binomial_test,
-    category_counts,
     cohens_kappa,
     fleiss_kappa,
+    kappa_arrays,
+    kappa_result,
+    ordered_categories,
     proportion,
+    quadratic_weighted_kappa,
     sensitivity_specificity,
     tost_equivalence,
 )
-from .tidy import CATEGORIES, QUESTION, SPECIALTIES, AnswerRow, check_rows
+from .tidy import CATEGORIES, QUESTION, SPECIALTIES, AnswerRow, check_rows, first_readings
 
 FORMAT = "readerstudy-report/1"
 DECIMALS = 4
 ROUNDING = "estimates, intervals, SEs and df to 4 decimals; p-values to 4 significant digits"
+POSITION_BINS = 5
 
 ORDINAL_SCORE = (
     "answer synthetic with confidence c scores 5 + c (6-10); answer real with "
@@ -92,29 +156,93 @@ EQUIVALENCE_METHOD = (
     "TOST equivalence to 0.5 within the margin: two exact one-sided binomial tests at 5%; "
     "equivalent when both reject, i.e. the 90% Clopper-Pearson interval lies inside 0.5 ± margin"
 )
-KAPPA_METHOD = "Cohen's kappa of answers vs truth (statsmodels); asymptotic SE; Wald 95% interval"
+KAPPA_METHOD = "Cohen's kappa of answers vs truth (statsmodels' formulas); asymptotic SE; Wald 95% interval"
+CONFUSION_METHOD = "counts of answers (columns) by truth (rows)"
 SENSITIVITY_METHOD = "share of synthetic images answered synthetic; Clopper-Pearson and Wilson 95% intervals"
 SPECIFICITY_METHOD = "share of real images answered real; Clopper-Pearson and Wilson 95% intervals"
 READER_AUC_METHOD = "empirical (trapezoidal) AUC of the ordinal score for detecting synthetic; DeLong SE"
 MRMC_AUC_METHOD = (
     "Obuchowski-Rockette single-treatment analysis, random readers and random cases: "
-    "mean trapezoidal AUC of the ordinal score, jackknife covariances, Hillis df, t 95% interval"
+    "mean trapezoidal AUC of the ordinal score, jackknife covariances, Hillis df, t 95% interval; "
+    "t test of AUC = 0.5"
 )
+MRMC_ACCURACY_METHOD = (
+    "Obuchowski-Rockette single-treatment analysis, random readers and random cases: "
+    "mean of the readers' proportions correct, jackknife covariances over cases, Hillis df, t 95% interval; "
+    "t test of accuracy = 0.5; TOST equivalence: the 90% t interval inside 0.5 ± margin"
+)
+MRMC_VARIANTS = {
+    "random_readers_random_cases": "random readers and random cases: Hillis df, t 95% interval",
+    "fixed_readers_random_cases": "fixed readers, random cases: z 95% interval",
+    "random_readers_fixed_cases": "random readers, fixed cases: readers - 1 df, t 95% interval",
+}
+MRMC_FOM = {"accuracy": "proportion correct per reader", "auc": "trapezoidal AUC of the ordinal score per reader"}
 FLEISS_METHOD = (
     "Fleiss' kappa (statsmodels) between readers over the cases every reader read; "
     "case-bootstrap percentile 95% interval"
+)
+PAIRWISE_METHOD = "Cohen's kappa between two readers over the cases both read; asymptotic SE; Wald 95% interval"
+PAIRWISE_SUMMARY_METHOD = "mean, minimum and maximum of the defined pairwise Cohen's kappas"
+INTRA_METHOD = (
+    "Cohen's kappa between a reader's first and repeat reading of the same case; asymptotic SE; "
+    "Wald 95% interval; agreement = share of identical answers"
+)
+INTRA_POOLED_CAVEAT = "; pairs pooled over readers"
+SPECIALTY_METHOD = (
+    "GEE logistic regression of correct ~ specialty, exchangeable correlation within reader, "
+    "robust covariance clustered by reader with CR1 scaling, t(readers - coefficients) 95% interval; "
+    "odds ratio vs the reference specialty"
+)
+POSITION_BIN_METHOD = "proportion correct among first readings at these positions; Wilson 95% interval" + POOLED_CAVEAT
+POSITION_TREND_METHOD = (
+    "GEE logistic regression of correct ~ reading position, exchangeable correlation within reader, "
+    "robust covariance clustered by reader with CR1 scaling, t(readers - 2) 95% interval; "
+    "odds ratio per 100 readings (> 1: accuracy rises with position)"
+)
+QWK_REFERENCE_METHOD = (
+    "quadratic-weighted kappa of answers vs the reference label, answers pooled over readers; "
+    "case-bootstrap percentile 95% interval (cases resampled within image source)"
+)
+QWK_READERS_METHOD = (
+    "quadratic-weighted kappa between readers, pooled over every pair of readers grading the same case "
+    "(the weighted generalisation of Fleiss' kappa); case-bootstrap percentile 95% interval "
+    "(cases resampled within image source)"
+)
+QWK_DIFFERENCE_METHOD = "difference synthetic - real of the kappas above; case-bootstrap percentile 95% interval"
+QWK_INTRA_METHOD = (
+    "quadratic-weighted kappa between first and repeat grading of the same case, pooled over readers; "
+    "asymptotic SE; Wald 95% interval"
 )
 CATEGORY_BASIS = {
     "paired": "source of the image the reader chose: synthetic when correct, else real "
     "(left and right differ between readers, so sides are not compared)",
     "mixed": "the answer",
 }
+DIFFERENCE_UNDEFINED = "not defined: needs a defined kappa on both real and synthetic images"
+SOURCE_BASIS = "image source of the case: the truth of its real_or_synthetic answer"
+SOURCES = ("real", "synthetic")
+ONE_SOURCE = "all synthetic images"
+COMPARISON_NOTE = (
+    "the answers name no synthetic source (generator), so sources are not compared; "
+    "with several, each becomes a treatment of the same analysis"
+)
 
 
-def build_report(rows: Sequence[AnswerRow], *, margin: float = 0.10, bootstrap: int = 2000, seed: int = 0) -> dict:
+def build_report(
+    rows: Sequence[AnswerRow],
+    *,
+    margin: float = 0.10,
+    bootstrap: int = 2000,
+    seed: int = 0,
+    questions: Mapping[str, Sequence[str] | None] | None = None,
+) -> dict:
     """The report for every study in rows; see the module docstring for its structure.
 
     margin may be a Decimal (a model field); it is used and reported as a float.
+    questions optionally declares further questions: key -> its choices in
+    order (a choice question), or None (free text). Undeclared questions are
+    choice questions when every answer and reference label is a number, and
+    free text otherwise.
     """
     margin = float(margin)
     check_rows(rows)
@@ -123,51 +251,97 @@ def build_report(rows: Sequence[AnswerRow], *, margin: float = 0.10, bootstrap: 
         by_study[row.study].append(row)
     return {
         "format": FORMAT,
-        "settings": {"margin": margin, "bootstrap": bootstrap, "seed": seed, "level": LEVEL, "rounding": ROUNDING},
-        "studies": [_study(name, by_study[name], margin, bootstrap, seed) for name in sorted(by_study)],
+        "settings": {"margin": margin, "bootstrap": bootstrap, "seed": seed, "level": LEVEL, "rounding": ROUNDING,
+                     "position_bins": POSITION_BINS},
+        "studies": [
+            _study(name, by_study[name], margin, bootstrap, seed, questions or {}) for name in sorted(by_study)
+        ],
     }
 
 
-def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, seed: int) -> dict:
+class _Matrix:
+    """The main-question first readings of a study as readers x cases arrays."""
+
+    def __init__(self, rows: list[AnswerRow], design: str):
+        self.readers = sorted({row.reader for row in rows})
+        self.cases = sorted({row.case for row in rows})
+        reader_index = {reader: i for i, reader in enumerate(self.readers)}
+        case_index = {case: j for j, case in enumerate(self.cases)}
+        shape = (len(self.readers), len(self.cases))
+        self.correct = np.full(shape, -1, dtype=np.int8)
+        self.category = np.full(shape, -1, dtype=np.int8)  # CATEGORY_BASIS: 0 real, 1 synthetic
+        self.score = np.full(shape, np.nan)
+        self.position = np.zeros(shape, dtype=np.int64)
+        self.truth = np.full(len(self.cases), -1, dtype=np.int8)  # mixed: 1 synthetic
+        for row in rows:
+            i, j = reader_index[row.reader], case_index[row.case]
+            self.correct[i, j] = row.correct
+            self.position[i, j] = row.position
+            synthetic = row.answer == "synthetic" if design == "mixed" else bool(row.correct)
+            self.category[i, j] = int(synthetic)
+            if design == "mixed":
+                self.truth[j] = int(row.truth == "synthetic")
+                if row.confidence is not None:
+                    self.score[i, j] = ordinal_score(row)
+        specialty = {row.reader: row.specialty for row in rows}
+        self.specialty = np.array([specialty[reader] for reader in self.readers], dtype=object)
+
+    def rows_of(self, readers: Sequence[str]) -> np.ndarray:
+        index = {reader: i for i, reader in enumerate(self.readers)}
+        return np.array([index[reader] for reader in readers], dtype=int)
+
+
+def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, seed: int,
+           questions: Mapping[str, Sequence[str] | None]) -> dict:
     design = all_rows[0].design
-    further: dict[str, int] = defaultdict(int)
-    for row in all_rows:
-        if not row.is_main:
-            further[row.question] += 1
-    rows = [row for row in all_rows if row.is_main]
-    readers = sorted({row.reader for row in rows})
+    first, pairs = first_readings(all_rows)
+    rows = [row for row in first if row.is_main]
+    main_pairs = [pair for pair in pairs if pair[0].is_main]
+    matrix = _Matrix(rows, design)
+    readers = matrix.readers
     by_reader: dict[str, list[AnswerRow]] = defaultdict(list)
     by_specialty: dict[str, list[AnswerRow]] = defaultdict(list)
     for row in rows:
         by_reader[row.reader].append(row)
         by_specialty[row.specialty].append(row)
+    max_position = max((row.position for row in all_rows), default=0)
     return {
         "study": name,
         "design": design,
         "question": QUESTION[design],
         "categories": list(CATEGORIES[design]),
         "n_readers": len(readers),
-        "n_cases": len({row.case for row in rows}),
+        "n_cases": len(matrix.cases),
         "n_answers": len(rows),
+        "n_repeat_readings": len(main_pairs),
         "ordinal_score": ORDINAL_SCORE if design == "mixed" else None,
-        "further_questions": [{"question": key, "n_answers": further[key]} for key in sorted(further)],
         "groups": [
-            _group("pooled", "all readers", None, rows, design, margin),
+            _group("pooled", "all readers", None, rows, design, margin, matrix),
             *(
-                _group("specialty", specialty, specialty, by_specialty[specialty], design, margin)
+                _group("specialty", specialty, specialty, by_specialty[specialty], design, margin, matrix)
                 for specialty in SPECIALTIES
                 if specialty in by_specialty
             ),
             *(
-                _group("reader", reader, by_reader[reader][0].specialty, by_reader[reader], design, margin)
+                _group("reader", reader, by_reader[reader][0].specialty, by_reader[reader], design, margin, matrix)
                 for reader in readers
             ),
         ],
-        "agreement": _agreement(rows, design, bootstrap, seed),
+        "mrmc": _mrmc(matrix, design),
+        "agreement": _agreement(matrix, design, bootstrap, seed),
+        "pairwise": _pairwise(matrix, design),
+        "intra_reader": _intra_reader(main_pairs, design),
+        "specialty_model": _specialty_model(matrix),
+        "position": _position(matrix, max_position),
+        "further_questions": _further_questions(first, pairs, rows, design, bootstrap, seed, questions),
     }
 
 
-def _group(level: str, label: str, specialty: str | None, rows: list[AnswerRow], design: str, margin: float) -> dict:
+# --- groups -------------------------------------------------------------------------
+
+
+def _group(level: str, label: str, specialty: str | None, rows: list[AnswerRow], design: str, margin: float,
+           matrix: _Matrix) -> dict:
     n = len(rows)
     correct = sum(row.correct for row in rows)
     caveat = POOLED_CAVEAT if level != "reader" else ""
@@ -175,12 +349,14 @@ def _group(level: str, label: str, specialty: str | None, rows: list[AnswerRow],
     equivalence = tost_equivalence(correct, n, margin=margin)
     truth = [row.truth for row in rows]
     answers = [row.answer for row in rows]
-    kappa = cohens_kappa(truth, answers, CATEGORIES[design])
+    categories = CATEGORIES[design]
+    kappa = cohens_kappa(truth, answers, categories)
+    group_readers = sorted({row.reader for row in rows})
     group = {
         "level": level,
         "label": label,
         "specialty": specialty,
-        "n_readers": len({row.reader for row in rows}),
+        "n_readers": len(group_readers),
         "n_answers": n,
         "accuracy": {
             **_proportion(accuracy, ACCURACY_METHOD + caveat),
@@ -207,15 +383,27 @@ def _group(level: str, label: str, specialty: str | None, rows: list[AnswerRow],
             "ci": _interval(kappa.ci),
             "note": kappa.note,
         },
+        "confusion": _confusion(truth, answers, categories),
     }
+    if level != "reader":
+        group["mrmc_accuracy"] = _group_mrmc_accuracy(matrix, group_readers, margin)
     if design == "paired":
         group["kappa"].update(_paired_kappa(truth, accuracy))
     else:
         split = sensitivity_specificity(truth, answers)
         group["sensitivity"] = _proportion(split.sensitivity, SENSITIVITY_METHOD + caveat)
         group["specificity"] = _proportion(split.specificity, SPECIFICITY_METHOD + caveat)
-        group["auc"] = _reader_auc(rows) if level == "reader" else _mrmc_auc(rows)
+        group["auc"] = _reader_auc(rows) if level == "reader" else _mrmc_auc(matrix, group_readers)
     return group
+
+
+def _confusion(truth: list[str], answers: list[str], categories: Sequence[str]) -> dict:
+    index = {category: i for i, category in enumerate(categories)}
+    counts = [[0] * len(categories) for _ in categories]
+    for t, a in zip(truth, answers):
+        counts[index[t]][index[a]] += 1
+    return {"method": CONFUSION_METHOD, "unit": "answer", "n": len(truth), "rows": "truth", "columns": "answer",
+            "categories": list(categories), "counts": counts}
 
 
 def _paired_kappa(truth: list[str], accuracy: Proportion) -> dict:
@@ -245,8 +433,10 @@ def _reader_auc(rows: list[AnswerRow]) -> dict:
     figure = {"method": READER_AUC_METHOD, "unit": "answer", "n": len(rated)}
     if not rated:
         return {**figure, "n_synthetic": 0, "n_real": 0, "estimate": None, "se": None,
-                "note": "not computed: no confidence ratings"}
-    estimate = delong_auc([ordinal_score(row) for row in rated], [int(row.truth == "synthetic") for row in rated])
+                "note": "not computed: no confidence ratings", "roc": []}
+    scores = [ordinal_score(row) for row in rated]
+    truth = [int(row.truth == "synthetic") for row in rated]
+    estimate = delong_auc(scores, truth)
     notes = [estimate.note] if estimate.note else []
     if len(rated) < len(rows):
         notes.append(f"{len(rows) - len(rated)} answers without confidence left out")
@@ -257,54 +447,152 @@ def _reader_auc(rows: list[AnswerRow]) -> dict:
         "estimate": _r(estimate.auc),
         "se": _r(estimate.se),
         "note": "; ".join(notes) or None,
+        "roc": [[_r(x), _r(y)] for x, y in roc_points(scores, truth)],
     }
 
 
-def _mrmc_auc(rows: list[AnswerRow]) -> dict:
-    readers = sorted({row.reader for row in rows})
-    scores: dict[str, dict[str, int]] = defaultdict(dict)
-    truth: dict[str, int] = {}
-    for row in rows:
-        if row.confidence is not None:
-            scores[row.reader][row.case] = ordinal_score(row)
-            truth[row.case] = int(row.truth == "synthetic")
-    rated = [set(scores.get(reader, {})) for reader in readers]
-    cases = sorted(set.intersection(*rated)) if rated else []
-    figure = {"method": MRMC_AUC_METHOD, "unit": "reader x case", "n": len(cases), "n_readers": len(readers)}
-    empty = {"estimate": None, "se": None, "df": None, "ci": None}
+def _crossed(matrix: _Matrix, readers: Sequence[str], values: np.ndarray, missing) -> tuple[np.ndarray, np.ndarray]:
+    """values[readers] restricted to the cases every one of them has; returns (submatrix, case mask)."""
+    sub = values[matrix.rows_of(readers)]
+    have = ~np.isnan(sub) if missing is np.nan else sub != missing
+    keep = have.all(axis=0) if len(readers) else np.zeros(sub.shape[1], dtype=bool)
+    return sub[:, keep], keep
+
+
+def _mrmc_auc(matrix: _Matrix, readers: list[str]) -> dict:
+    scores, keep = _crossed(matrix, readers, matrix.score, np.nan)
+    figure = {"method": MRMC_AUC_METHOD, "unit": "reader x case", "n": int(keep.sum()), "n_readers": len(readers)}
+    empty = {"estimate": None, "se": None, "df": None, "ci": None, "statistic": None, "p": None}
     if len(readers) < 2:
         return {**figure, **empty, "note": "not defined: needs at least two readers"}
-    case_truth = np.array([truth[case] for case in cases], dtype=int)
-    if min(case_truth.sum(), len(cases) - case_truth.sum()) < 2:
+    case_truth = matrix.truth[keep].astype(int)
+    if min(case_truth.sum(), len(case_truth) - case_truth.sum()) < 2:
         return {**figure, **empty, "note": "not defined: needs two synthetic and two real cases rated by every reader"}
-    matrix = np.array([[scores[reader][case] for case in cases] for reader in readers], dtype=float)
-    single = obuchowski_rockette(matrix[None], case_truth, readers=readers).random_readers_random_cases.treatments[0]
-    if not math.isfinite(single.df):
-        # Readers with identical AUCs and no positive case covariance leave no
+    single = obuchowski_rockette(scores[None], case_truth, readers=readers).random_readers_random_cases.treatments[0]
+    return {**figure, **_single(single.estimate, single.se, single.df, single.ci, 0.5)}
+
+
+def _single(estimate: float, se: float, df: float | None, ci: tuple[float, float], null: float) -> dict:
+    """Estimate, SE, df, interval and the test of `null`; df None or infinite means z."""
+    if not se > 0:
+        return {"estimate": _r(estimate), "se": _r(se), "df": None, "ci": None, "statistic": None, "p": None,
+                "note": "no interval: no variation between readers or cases"}
+    finite = df is not None and math.isfinite(df)
+    statistic = (estimate - null) / se
+    p = 2 * (sps.t.sf(abs(statistic), df) if finite else sps.norm.sf(abs(statistic)))
+    note = None
+    if df is not None and not finite:
+        # Readers with identical figures and no positive case covariance leave no
         # sampling error in the denominator, so the df are unbounded.
-        return {**figure, "estimate": _r(single.estimate), "se": _r(single.se), "df": None,
-                "ci": _interval(single.ci), "note": "df unbounded: no between-reader variation; normal interval"}
-    return {**figure, "estimate": _r(single.estimate), "se": _r(single.se), "df": _r(single.df),
-            "ci": _interval(single.ci), "note": None}
+        note = "df unbounded: no between-reader variation; normal interval"
+    return {"estimate": _r(estimate), "se": _r(se), "df": _r(df) if finite else None, "ci": _interval(ci),
+            "statistic": _r(statistic), "p": _p(float(p)), "note": note}
 
 
-def _agreement(rows: list[AnswerRow], design: str, bootstrap: int, seed: int) -> dict:
-    readers = sorted({row.reader for row in rows})
-    category: dict[tuple[str, str], str] = {}
-    for row in rows:
-        category[row.reader, row.case] = row.answer if design == "mixed" else ("synthetic" if row.correct else "real")
-    read_by: dict[str, int] = defaultdict(int)
-    for _, case in category:
-        read_by[case] += 1
-    cases = sorted(case for case, count in read_by.items() if count == len(readers))
+def _accuracy_or(matrix: _Matrix, readers: Sequence[str]) -> tuple[ORResult | None, int, str | None]:
+    correct, keep = _crossed(matrix, readers, matrix.correct, -1)
+    n = int(keep.sum())
+    if len(readers) < 2:
+        return None, n, "not defined: needs at least two readers"
+    if n < 2:
+        return None, n, "not defined: needs at least two cases read by every reader"
+    return obuchowski_rockette_proportion(correct[None], readers=readers, treatments=[ONE_SOURCE]), n, None
+
+
+def _group_mrmc_accuracy(matrix: _Matrix, readers: list[str], margin: float) -> dict:
+    result, n, note = _accuracy_or(matrix, readers)
+    figure = {"method": MRMC_ACCURACY_METHOD, "unit": "reader x case", "n": n, "n_readers": len(readers),
+              "margin": margin}
+    if result is None:
+        return {**figure, "estimate": None, "se": None, "df": None, "ci": None, "statistic": None, "p": None,
+                "p_equivalence": None, "ci90": None, "verdict": "not defined", "note": note}
+    single = result.random_readers_random_cases.treatments[0]
+    return {**figure, **_single(single.estimate, single.se, single.df, single.ci, 0.5),
+            **_t_equivalence(single.estimate, single.se, single.df, margin)}
+
+
+def _t_equivalence(estimate: float, se: float, df: float, margin: float, alpha: float = 0.05) -> dict:
+    """TOST with a t (or, for unbounded df, normal) reference: equivalent when the
+    1 - 2·alpha interval lies inside 0.5 ± margin. simulate_power uses the same rule."""
+    low, high = 0.5 - margin, 0.5 + margin
+    if not se > 0:
+        return {"p_equivalence": None, "ci90": None, "verdict": "not defined"}
+    if math.isfinite(df):
+        sf, ppf = (lambda x: sps.t.sf(x, df)), (lambda q: sps.t.ppf(q, df))
+    else:
+        sf, ppf = sps.norm.sf, sps.norm.ppf
+    p = max(float(sf((estimate - low) / se)), float(sf((high - estimate) / se)))
+    half = float(ppf(1 - alpha)) * se
+    ci = (estimate - half, estimate + half)
+    if p < alpha:
+        verdict = "equivalent"
+    elif ci[0] > high or ci[1] < low:
+        verdict = "not equivalent"
+    else:
+        verdict = "inconclusive"
+    return {"p_equivalence": _p(p), "ci90": _interval(ci), "verdict": verdict}
+
+
+# --- MRMC over all readers ----------------------------------------------------------------
+
+
+def _mrmc(matrix: _Matrix, design: str) -> dict:
+    readers = matrix.readers
+    accuracy, n, note = _accuracy_or(matrix, readers)
+    out = {
+        "treatments": [ONE_SOURCE],
+        "comparison": None,
+        "comparison_note": COMPARISON_NOTE,
+        "accuracy": _variants("accuracy", accuracy, n, len(readers), note),
+        "auc": None,
+    }
+    if design == "mixed":
+        scores, keep = _crossed(matrix, readers, matrix.score, np.nan)
+        truth = matrix.truth[keep].astype(int)
+        n = int(keep.sum())
+        if len(readers) < 2:
+            out["auc"] = _variants("auc", None, n, len(readers), "not defined: needs at least two readers")
+        elif min(truth.sum(), n - truth.sum()) < 2:
+            out["auc"] = _variants("auc", None, n, len(readers),
+                                   "not defined: needs two synthetic and two real cases rated by every reader")
+        else:
+            result = obuchowski_rockette(scores[None], truth, readers=readers, treatments=[ONE_SOURCE])
+            out["auc"] = _variants("auc", result, n, len(readers), None)
+    return out
+
+
+def _variants(kind: str, result: ORResult | None, n: int, n_readers: int, note: str | None) -> dict:
+    out: dict[str, Any] = {"figure_of_merit": MRMC_FOM[kind], "n": n, "n_readers": n_readers, "note": note}
+    for name, description in MRMC_VARIANTS.items():
+        figure = {"method": f"Obuchowski-Rockette, {MRMC_FOM[kind]}, jackknife covariances over cases; "
+                            f"{description}; test of 0.5",
+                  "unit": "reader x case", "n": n, "n_readers": n_readers}
+        if result is None:
+            out[name] = {**figure, "estimate": None, "se": None, "df": None, "ci": None, "statistic": None,
+                         "p": None, "note": note}
+            continue
+        single = getattr(result, name).treatments[0]
+        df = single.df if single.df is not None else None
+        figure.update(_single(single.estimate, single.se, df, single.ci, 0.5))
+        out[name] = figure
+    return out
+
+
+# --- agreement between and within readers -------------------------------------------------
+
+
+def _agreement(matrix: _Matrix, design: str, bootstrap: int, seed: int) -> dict:
+    complete = (matrix.category >= 0).all(axis=0) if matrix.readers else np.zeros(len(matrix.cases), dtype=bool)
+    chosen = matrix.category[:, complete]
     categories = ("real", "synthetic")
-    counts = category_counts([[category[reader, case] for reader in readers] for case in cases], categories)
+    counts = np.stack([(chosen == 0).sum(axis=0), (chosen == 1).sum(axis=0)], axis=1) if chosen.size else \
+        np.zeros((0, 2), dtype=int)
     kappa = fleiss_kappa(counts, n_boot=bootstrap, seed=seed)
     return {
         "method": FLEISS_METHOD,
         "unit": "case",
-        "n": len(cases),
-        "n_readers": len(readers),
+        "n": int(complete.sum()),
+        "n_readers": len(matrix.readers),
         "categories": list(categories),
         "category_basis": CATEGORY_BASIS[design],
         "estimate": _r(kappa.estimate),
@@ -314,6 +602,357 @@ def _agreement(rows: list[AnswerRow], design: str, bootstrap: int, seed: int) ->
         "seed": seed,
         "note": kappa.note,
     }
+
+
+def _pairwise(matrix: _Matrix, design: str) -> dict:
+    readers = matrix.readers
+    r = len(readers)
+    onehot = np.stack([matrix.category == 0, matrix.category == 1], axis=1).astype(float)  # (R, 2, C)
+    flat = onehot.reshape(2 * r, len(matrix.cases))
+    # tables[a, b, k, l]: cases that reader a put in category k and reader b in l (one matrix product)
+    tables = (flat @ flat.T).reshape(r, 2, r, 2).transpose(0, 2, 1, 3)
+    kappa, var = kappa_arrays(tables)
+    pairs = []
+    grid: list[list[float | None]] = [[None] * r for _ in range(r)]
+    for a in range(r):
+        for b in range(a + 1, r):
+            result = kappa_result(int(tables[a, b].sum()), kappa[a, b], var[a, b])
+            pairs.append({"a": readers[a], "b": readers[b], **_kappa_figure(result, PAIRWISE_METHOD, "case")})
+            grid[a][b] = grid[b][a] = _r(result.estimate)
+    defined = [pair["estimate"] for pair in pairs if pair["estimate"] is not None]
+    summary = {
+        "method": PAIRWISE_SUMMARY_METHOD, "unit": "reader pair", "n": len(defined),
+        "estimate": _r(float(np.mean(defined))) if defined else None,
+        "min": min(defined) if defined else None, "max": max(defined) if defined else None,
+        "note": None if defined else ("not defined: needs at least two readers" if r < 2
+                                      else "not defined for any pair of readers"),
+    }
+    return {
+        "method": PAIRWISE_METHOD,
+        "unit": "case",
+        "categories": ["real", "synthetic"],
+        "category_basis": CATEGORY_BASIS[design],
+        "readers": readers,
+        "pairs": pairs,
+        "matrix": [{"reader": reader, "kappas": grid[i]} for i, reader in enumerate(readers)],
+        "summary": summary,
+    }
+
+
+def _kappa_figure(result: Kappa, method: str, unit: str) -> dict:
+    return {"method": method, "unit": unit, "n": result.n, "estimate": _r(result.estimate), "se": _r(result.se),
+            "ci": _interval(result.ci), "note": result.note}
+
+
+def _intra_reader(pairs: list[tuple[AnswerRow, AnswerRow]], design: str) -> dict:
+    def category(row: AnswerRow) -> str:
+        if design == "mixed":
+            return row.answer
+        return "synthetic" if row.correct else "real"
+
+    categories = ("real", "synthetic")
+    by_reader: dict[str, list[tuple[AnswerRow, AnswerRow]]] = defaultdict(list)
+    for pair in pairs:
+        by_reader[pair[0].reader].append(pair)
+
+    def figure(group: list[tuple[AnswerRow, AnswerRow]], method: str) -> dict:
+        first = [category(a) for a, _ in group]
+        second = [category(b) for _, b in group]
+        result = cohens_kappa(first, second, categories)
+        same = sum(x == y for x, y in zip(first, second))
+        return {**_kappa_figure(result, method, "case read twice"),
+                "agreement": _r(same / len(group)) if group else None}
+
+    return {
+        "method": INTRA_METHOD,
+        "unit": "case read twice",
+        "n": len(pairs),
+        "n_readers": len(by_reader),
+        "categories": list(categories),
+        "category_basis": CATEGORY_BASIS[design],
+        "pooled": figure(pairs, INTRA_METHOD + INTRA_POOLED_CAVEAT),
+        "readers": [
+            {"reader": reader, "specialty": by_reader[reader][0][0].specialty,
+             **figure(by_reader[reader], INTRA_METHOD)}
+            for reader in sorted(by_reader)
+        ],
+        "note": None if pairs else "no repeated readings in these answers",
+    }
+
+
+# --- specialty and reading position ------------------------------------------------------
+
+
+def _specialty_model(matrix: _Matrix) -> dict:
+    present = [s for s in SPECIALTIES if (matrix.specialty == s).any()]
+    count = {s: int((matrix.specialty == s).sum()) for s in present}
+    included = [s for s in present if count[s] >= 2]
+    excluded = [{"specialty": s, "n_readers": count[s], "reason": "fewer than two readers"}
+                for s in present if s not in included]
+    answered = matrix.correct >= 0
+    in_model = np.isin(matrix.specialty, included)
+    out: dict[str, Any] = {
+        "method": SPECIALTY_METHOD, "unit": "answer", "n": int(answered[in_model].sum()),
+        "n_readers": int(in_model.sum()),
+        "reference": included[0] if included else None, "included": included, "excluded": excluded,
+        "comparisons": [], "overall": None, "working_correlation": None, "note": None,
+    }
+    if len(included) < 2:
+        out["note"] = "not defined: needs two specialties with at least two readers each"
+        return out
+    others = included[1:]
+    mask = answered & in_model[:, None]
+    reader_of = np.broadcast_to(np.arange(len(matrix.readers))[:, None], mask.shape)[mask]
+    y = matrix.correct[mask].astype(float)
+    x = np.stack([(matrix.specialty[reader_of] == s) for s in others], axis=1).astype(float)
+    fit = clustered_logit(y, x, others, reader_of)
+    out["note"] = fit.note
+    if not fit.coefficients:
+        return out
+    for specialty, coefficient in zip(others, fit.coefficients):
+        members = np.isin(matrix.specialty, [specialty, included[0]])
+        out["comparisons"].append({
+            "specialty": specialty, "reference": included[0],
+            "method": SPECIALTY_METHOD, "unit": "answer",
+            "n": int(answered[members].sum()), "n_readers": int(members.sum()),
+            "estimate": _r(coefficient.odds_ratio), "ci": _interval(coefficient.ci_odds_ratio),
+            "log_odds": _r(coefficient.log_odds), "se": _r(coefficient.se), "statistic": _r(coefficient.statistic),
+            "df": fit.df, "p": _p(coefficient.p),
+        })
+    if fit.wald is not None:
+        out["overall"] = {"statistic": _r(fit.wald.statistic), "df1": fit.wald.df1, "df2": fit.wald.df2,
+                          "p": _p(fit.wald.p)}
+    out["working_correlation"] = _r(fit.correlation)
+    return out
+
+
+def _position(matrix: _Matrix, max_position: int) -> dict:
+    answered = matrix.correct >= 0
+    positions = matrix.position[answered]
+    correct = matrix.correct[answered].astype(float)
+    bins = []
+    n_bins = min(POSITION_BINS, max_position)
+    for b in range(n_bins):
+        first = max_position * b // n_bins + 1
+        last = max_position * (b + 1) // n_bins
+        inside = (positions >= first) & (positions <= last)
+        result = proportion(int(correct[inside].sum()), int(inside.sum()))
+        bins.append({"first": first, "last": last, "method": POSITION_BIN_METHOD, "unit": "answer",
+                     "n": result.n, "correct": result.successes, "estimate": _r(result.estimate),
+                     "ci_wilson": _interval(result.ci_wilson), "note": result.note})
+    trend = {"method": POSITION_TREND_METHOD, "unit": "answer", "n": int(answered.sum()),
+             "n_readers": int(answered.any(axis=1).sum())}
+    reader_of = np.broadcast_to(np.arange(len(matrix.readers))[:, None], answered.shape)[answered]
+    fit = clustered_logit(correct, positions / 100, ["position / 100"], reader_of)
+    if not fit.coefficients:
+        trend.update({"estimate": None, "ci": None, "log_odds": None, "se": None, "statistic": None, "df": None,
+                      "p": None, "note": fit.note})
+    else:
+        (slope,) = fit.coefficients
+        trend.update({"estimate": _r(slope.odds_ratio), "ci": _interval(slope.ci_odds_ratio),
+                      "log_odds": _r(slope.log_odds), "se": _r(slope.se), "statistic": _r(slope.statistic),
+                      "df": fit.df, "p": _p(slope.p), "note": None})
+    return {"bins": bins, "trend": trend}
+
+
+# --- further questions ------------------------------------------------------------------
+
+
+def _further_questions(first: list[AnswerRow], pairs: list[tuple[AnswerRow, AnswerRow]], main: list[AnswerRow],
+                       design: str, bootstrap: int, seed: int,
+                       declared: Mapping[str, Sequence[str] | None]) -> list[dict]:
+    by_question: dict[str, list[AnswerRow]] = defaultdict(list)
+    for row in first:
+        if not row.is_main:
+            by_question[row.question].append(row)
+    repeats: dict[str, list[tuple[AnswerRow, AnswerRow]]] = defaultdict(list)
+    for pair in pairs:
+        if not pair[0].is_main:
+            repeats[pair[0].question].append(pair)
+    source = {row.case: row.truth for row in main} if design == "mixed" else {}
+    return [
+        _further(key, by_question[key], repeats[key], source, design, bootstrap, seed, declared)
+        for key in sorted(by_question)
+    ]
+
+
+def _further(key: str, rows: list[AnswerRow], repeats: list[tuple[AnswerRow, AnswerRow]], source: dict[str, str],
+             design: str, bootstrap: int, seed: int, declared: Mapping[str, Sequence[str] | None]) -> dict:
+    values = [row.answer for row in rows] + [row.truth for row in rows] + \
+        [b.answer for _, b in repeats]
+    out: dict[str, Any] = {
+        "question": key,
+        "n_answers": len(rows),
+        "n_readers": len({row.reader for row in rows}),
+        "n_cases": len({row.case for row in rows}),
+        "n_repeat_readings": len(repeats),
+        "n_with_reference": sum(1 for row in rows if row.truth != ""),
+    }
+    notes = []
+    if key in declared and declared[key] is None:
+        kind = "text"
+    elif key in declared:
+        kind = "choice"
+        given = [str(choice) for choice in declared[key]]
+        extra, _ = ordered_categories(v for v in values if v not in given)
+        categories = given + extra
+        if extra:
+            notes.append(f"answers outside the declared choices, added at the end: {', '.join(extra)}")
+        try:
+            scores = [float(c) for c in categories]
+            if not all(b > a for a, b in zip(scores, scores[1:])):
+                scores = None
+        except ValueError:
+            scores = None
+        basis = "the declared choices" + (" and further values seen" if extra else "")
+    else:
+        categories, scores = ordered_categories(values)
+        kind = "choice" if scores is not None else "text"
+        basis = "every answer and reference label seen, in numeric order"
+    out["kind"] = kind
+    if kind == "text":
+        out["n_distinct"] = len({row.answer for row in rows if row.answer})
+        out["note"] = "free text (or not every value a number): counted, not analysed"
+        return out
+    unanswered = sum(1 for row in rows if row.answer == "")
+    if unanswered:
+        notes.append(f"{unanswered} empty answers left out")
+        rows = [row for row in rows if row.answer != ""]
+        repeats = [(a, b) for a, b in repeats if a.answer != "" and b.answer != ""]
+    if len(categories) < 2:
+        notes.append("fewer than two categories: kappa not defined")
+    out.update({"categories": categories, "scores": scores, "category_basis": basis,
+                "source_basis": SOURCE_BASIS if design == "mixed" else None})
+    index = {category: i for i, category in enumerate(categories)}
+    k = len(categories)
+    cases = sorted({row.case for row in rows})
+    case_index = {case: j for j, case in enumerate(cases)}
+    answers = np.zeros((len(cases), k))  # per case: answers by category
+    versus = np.zeros((len(cases), k, k))  # per case: (answer, reference) counts
+    reference_counts = np.zeros((len(cases), k))
+    for row in rows:
+        j = case_index[row.case]
+        answers[j, index[row.answer]] += 1
+        if row.truth != "":
+            versus[j, index[row.answer], index[row.truth]] += 1
+            reference_counts[j, index[row.truth]] += 1
+    between = answers[:, :, None] * answers[:, None, :] - answers[:, :, None] * np.eye(k)  # ordered reader pairs
+    case_source = np.array([source.get(case, "") for case in cases])
+    if design == "mixed":
+        unknown = int((case_source == "").sum())
+        if unknown:
+            notes.append(f"{unknown} cases without a real_or_synthetic answer left out of the split by source")
+        strata = {name: np.flatnonzero(case_source == name) for name in SOURCES}
+    else:
+        notes.append("image source not defined in a paired design (both images are shown): figures for all cases only")
+        strata = {"all": np.arange(len(cases))}
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(key.encode())]))
+    draws = {name: _bootstrap_weights(rng, len(idx), bootstrap) for name, idx in strata.items()}
+
+    def stratum_tables(per_case: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """name -> (point table, bootstrap tables)."""
+        out_tables = {}
+        for name, idx in strata.items():
+            flat = per_case[idx].reshape(len(idx), k * k)
+            out_tables[name] = (flat.sum(axis=0).reshape(k, k), (draws[name] @ flat).reshape(-1, k, k))
+        return out_tables
+
+    out["distribution"] = [
+        {"source": name, "n": int(answers[idx].sum()), "answers": answers[idx].sum(axis=0).astype(int).tolist(),
+         "reference": reference_counts[idx].sum(axis=0).astype(int).tolist()}
+        for name, idx in strata.items()
+    ]
+    if design == "mixed":
+        idx = np.arange(len(cases))
+        out["distribution"].append({"source": "all", "n": int(answers.sum()),
+                                    "answers": answers.sum(axis=0).astype(int).tolist(),
+                                    "reference": reference_counts.sum(axis=0).astype(int).tolist()})
+    for name, per_case, method, unit in (
+        ("vs_reference", versus, QWK_REFERENCE_METHOD, "answer"),
+        ("between_readers", between, QWK_READERS_METHOD, "pair of readings of a case"),
+    ):
+        tables = stratum_tables(per_case)
+        empty = "not defined: no answers with a reference label" if name == "vs_reference" else \
+            "not defined: no case graded by two readers"
+        out[name] = _qwk_block(tables, strata, scores, method, unit, bootstrap, design, name == "between_readers", empty)
+    if repeats:
+        result = quadratic_weighted_kappa([a.answer for a, _ in repeats], [b.answer for _, b in repeats],
+                                          categories, scores)
+        out["intra_reader"] = _kappa_figure(result, QWK_INTRA_METHOD, "case graded twice")
+    else:
+        out["intra_reader"] = {"method": QWK_INTRA_METHOD, "unit": "case graded twice", "n": 0, "estimate": None,
+                               "se": None, "ci": None, "note": "no repeated readings"}
+    out["note"] = "; ".join(notes) or None
+    return out
+
+
+def _bootstrap_weights(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) counts of how often each case is drawn in each resample."""
+    if n == 0 or n_boot == 0:
+        return np.zeros((n_boot, n))
+    draws = rng.integers(0, n, size=(n_boot, n))
+    offsets = np.arange(n_boot)[:, None] * n
+    return np.bincount((draws + offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def _qwk_block(tables: dict[str, tuple[np.ndarray, np.ndarray]], strata: dict[str, np.ndarray],
+               scores: Sequence[float] | None, method: str, unit: str, n_boot: int, design: str,
+               pairs: bool, empty: str) -> dict:
+    """Kappa per source, for all cases, and the difference synthetic - real."""
+    k = next(iter(tables.values()))[0].shape[0]
+    if "all" not in tables:
+        point = sum(t[0] for t in tables.values())
+        boot = sum(t[1] for t in tables.values())
+        tables = {**tables, "all": (point, boot)}
+    estimates: dict[str, tuple[float, np.ndarray]] = {}
+    block: dict[str, Any] = {}
+    for name in ("real", "synthetic", "all"):
+        if name not in tables:
+            block[name] = None
+            continue
+        point, boot = tables[name]
+        if k < 2:
+            kappa, boot_kappa = np.nan, np.full(len(boot), np.nan)
+        else:
+            kappa = float(kappa_arrays(point, weighted=True, scores=scores)[0])
+            boot_kappa = kappa_arrays(boot, weighted=True, scores=scores)[0] if len(boot) else np.zeros(0)
+        estimates[name] = (kappa, boot_kappa)
+        count = int(point.sum()) // (2 if pairs else 1)
+        n_cases = len(strata[name]) if name in strata else sum(len(idx) for idx in strata.values())
+        block[name] = _boot_figure(kappa, boot_kappa, method, unit, count, n_cases, n_boot, empty)
+    if design == "mixed" and "real" in estimates and "synthetic" in estimates:
+        (real, real_boot), (synthetic, synthetic_boot) = estimates["real"], estimates["synthetic"]
+        difference = synthetic - real
+        block["difference"] = _boot_figure(difference, synthetic_boot - real_boot, QWK_DIFFERENCE_METHOD, "case",
+                                           len(strata["real"]) + len(strata["synthetic"]),
+                                           len(strata["real"]) + len(strata["synthetic"]), n_boot,
+                                           "not defined: no cases", DIFFERENCE_UNDEFINED)
+    else:
+        block["difference"] = None
+    return block
+
+
+def _boot_figure(estimate: float, boot: np.ndarray, method: str, unit: str, n: int, n_cases: int,
+                 n_boot: int, empty: str, undefined: str = "not defined: every rating in one category") -> dict:
+    figure = {"method": method, "unit": unit, "n": n, "n_cases": n_cases, "n_boot": n_boot}
+    if math.isnan(estimate):
+        note = empty if n == 0 else undefined
+        return {**figure, "estimate": None, "ci": None, "n_boot_undefined": n_boot, "note": note}
+    defined = boot[~np.isnan(boot)]
+    undefined = n_boot - defined.size
+    if n_boot == 0:
+        return {**figure, "estimate": _r(estimate), "ci": None, "n_boot_undefined": 0,
+                "note": "no bootstrap interval requested"}
+    if defined.size == 0:
+        return {**figure, "estimate": _r(estimate), "ci": None, "n_boot_undefined": undefined,
+                "note": "no resample had a defined kappa"}
+    low, high = np.percentile(defined, [50 * (1 - LEVEL), 50 * (1 + LEVEL)])
+    note = f"{undefined} of {n_boot} resamples had no defined kappa" if undefined else None
+    return {**figure, "estimate": _r(estimate), "ci": [_r(float(low)), _r(float(high))],
+            "n_boot_undefined": undefined, "note": note}
+
+
+# --- formatting -------------------------------------------------------------------------
 
 
 def _proportion(result: Proportion, method: str) -> dict[str, Any]:
@@ -354,6 +993,8 @@ FLAT_COLUMNS = (
     "study", "design", "level", "label", "specialty", "n_readers", "n_answers",
     "accuracy", "accuracy_cp_low", "accuracy_cp_high", "accuracy_wilson_low", "accuracy_wilson_high",
     "binomial_p", "tost_p", "tost_verdict",
+    "mrmc_accuracy", "mrmc_accuracy_low", "mrmc_accuracy_high", "mrmc_accuracy_df", "mrmc_accuracy_p",
+    "mrmc_equivalence",
     "kappa", "kappa_se", "kappa_low", "kappa_high",
     "sensitivity", "sensitivity_low", "sensitivity_high",
     "specificity", "specificity_low", "specificity_high",
@@ -363,11 +1004,13 @@ FLAT_COLUMNS = (
 
 def flat_rows(report: dict) -> list[dict[str, Any]]:
     """The pooled, specialty and reader groups as flat rows with FLAT_COLUMNS,
-    e.g. for CSV. Proportion intervals are Clopper–Pearson unless named Wilson."""
+    e.g. for CSV. Proportion intervals are Clopper–Pearson unless named Wilson;
+    mrmc_* (pooled and specialty rows) are the Obuchowski–Rockette figures."""
     out = []
     for study in report["studies"]:
         for group in study["groups"]:
             accuracy, kappa = group["accuracy"], group["kappa"]
+            mrmc = group.get("mrmc_accuracy", {})
             row = {
                 "study": study["study"], "design": study["design"], "level": group["level"],
                 "label": group["label"], "specialty": group["specialty"],
@@ -377,6 +1020,9 @@ def flat_rows(report: dict) -> list[dict[str, Any]]:
                 **_ends("accuracy_wilson", accuracy["ci_wilson"]),
                 "binomial_p": accuracy["binomial_p"],
                 "tost_p": group["equivalence"]["p"], "tost_verdict": group["equivalence"]["verdict"],
+                "mrmc_accuracy": mrmc.get("estimate"), **_ends("mrmc_accuracy", mrmc.get("ci")),
+                "mrmc_accuracy_df": mrmc.get("df"), "mrmc_accuracy_p": mrmc.get("p"),
+                "mrmc_equivalence": mrmc.get("verdict"),
                 "kappa": kappa["estimate"], "kappa_se": kappa["se"], **_ends("kappa", kappa["ci"]),
             }
             for name in ("sensitivity", "specificity"):

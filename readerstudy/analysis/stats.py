@@ -8,9 +8,10 @@ Intervals are 95% unless stated; the TOST interval is the matching 90% one.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -144,7 +145,7 @@ def sensitivity_specificity(
 
 @dataclass(frozen=True)
 class Kappa:
-    """A kappa with its asymptotic standard error and Wald 95% interval."""
+    """A kappa with its asymptotic standard error and Wald 95% interval (clipped to [-1, 1])."""
 
     n: int
     estimate: float | None
@@ -169,29 +170,115 @@ def cohens_kappa(a: Sequence[str], b: Sequence[str], categories: Sequence[str]) 
     return _kappa(contingency_table(a, b, categories), weighted=False)
 
 
-def quadratic_weighted_kappa(a: Sequence[str], b: Sequence[str], categories: Sequence[str]) -> Kappa:
-    """Fleiss–Cohen (quadratic) weighted kappa; categories are ordered, equally spaced."""
-    return _kappa(contingency_table(a, b, categories), weighted=True)
+def quadratic_weighted_kappa(
+    a: Sequence[str], b: Sequence[str], categories: Sequence[str], scores: Sequence[float] | None = None
+) -> Kappa:
+    """Fleiss–Cohen (quadratic) weighted kappa; categories are ordered. Their
+    spacing is given by scores (ascending numbers, one per category, e.g. the
+    grades 0..4 themselves) or, without scores, taken as equal."""
+    return _kappa(contingency_table(a, b, categories), weighted=True, scores=scores)
 
 
-def _kappa(table: np.ndarray, *, weighted: bool) -> Kappa:
-    n = int(table.sum())
+def _kappa(table: np.ndarray, *, weighted: bool, scores: Sequence[float] | None = None) -> Kappa:
+    # kappa_arrays has statsmodels' formulas (tests/test_stats.py checks them
+    # against statsmodels.stats.inter_rater.cohens_kappa) at a fraction of its
+    # cost per call, and no division-by-zero warnings on degenerate tables.
+    kappa, var = kappa_arrays(table, weighted=weighted, scores=scores)
+    return kappa_result(int(table.sum()), float(kappa), float(var))
+
+
+def _scores(scores: Sequence[float] | None, k: int) -> np.ndarray:
+    if scores is None:
+        return np.arange(k, dtype=float)
+    values = np.asarray(scores, dtype=float)
+    if values.shape != (k,) or not np.all(np.diff(values) > 0):
+        raise ValueError("scores must be increasing numbers, one per category")
+    return values
+
+
+def kappa_arrays(tables: ArrayLike, *, scores: Sequence[float] | None = None, weighted: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Cohen's kappa and its asymptotic variance for a stack of k x k tables
+    (shape (..., k, k)) at once: statsmodels' formulas (Fleiss, Cohen & Everitt
+    1969), vectorised for pairwise matrices and bootstraps.
+
+    weighted: quadratic weights from scores (as in quadratic_weighted_kappa).
+    Returns (kappa, variance) arrays of shape (...); kappa is NaN where it is
+    not defined (no items, or both ratings in one single category), the
+    variance NaN where kappa is or where the formula gives no valid variance.
+    """
+    table = np.asarray(tables, dtype=float)
+    k = table.shape[-1]
+    n = table.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nn = n[..., None, None]
+        probs = table / nn
+        row = table.sum(axis=-1) / n[..., None]  # (..., k): first rating
+        col = table.sum(axis=-2) / n[..., None]  # second rating
+        one_category = np.any((row == 1) & (col == 1), axis=-1)
+        if not weighted:
+            agree = np.trace(probs, axis1=-2, axis2=-1)
+            expected = (row * col).sum(axis=-1)
+            kappa = (agree - expected) / (1 - expected)
+            diag = np.diagonal(probs, axis1=-2, axis2=-1)
+            term_a = (diag * (1 - (row + col) * (1 - kappa[..., None])) ** 2).sum(axis=-1)
+            off = ~np.eye(k, dtype=bool)
+            term_b = (probs * (col[..., :, None] + row[..., None, :]) ** 2 * off).sum(axis=(-2, -1))
+            term_b = (1 - kappa) ** 2 * term_b
+            term_c = (kappa - expected * (1 - kappa)) ** 2
+            var = (term_a + term_b - term_c) / (1 - expected) ** 2 / n
+        else:
+            values = _scores(scores, k)
+            disagree = (values[:, None] - values[None, :]) ** 2 / (values[-1] - values[0]) ** 2
+            w = 1 - disagree
+            prob_exp = row[..., :, None] * col[..., None, :]
+            kappa = 1 - (disagree * probs).sum(axis=(-2, -1)) / (disagree * prob_exp).sum(axis=(-2, -1))
+            w_row = (col[..., None, :] * w).sum(axis=-1)  # (..., k) over rows
+            w_col = (row[..., :, None] * w).sum(axis=-2)  # (..., k) over columns
+            agree_wexp = (w * prob_exp).sum(axis=(-2, -1))
+            term_a = (probs * (w - (w_col[..., None, :] + w_row[..., :, None]) * (1 - kappa[..., None, None])) ** 2)
+            var = (term_a.sum(axis=(-2, -1)) - (kappa - agree_wexp * (1 - kappa)) ** 2) / ((1 - agree_wexp) ** 2 * n)
+    undefined = (n == 0) | one_category
+    kappa = np.where(undefined, np.nan, kappa)
+    var = np.where(undefined | ~np.isfinite(var) | (var < 0), np.nan, var)
+    return kappa, var
+
+
+def kappa_result(n: int, kappa: float, var: float) -> Kappa:
+    """A Kappa (Wald 95% interval) from one element of kappa_arrays, with the notes _kappa gives."""
     if n == 0:
         return Kappa(0, None, None, None, NO_ANSWERS)
-    # Chance agreement is 1, and kappa 0/0, only when both ratings put every
-    # item in the same single category.
-    if np.any((table.sum(axis=0) == n) & (table.sum(axis=1) == n)):
+    if math.isnan(kappa):
         return Kappa(n, None, None, None, ONE_CATEGORY)
-    # statsmodels also computes a z test against kappa = 0, which divides by
-    # zero when one rating has a single category; only kappa and its SE are used.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        result = inter_rater.cohens_kappa(table, wt="quadratic" if weighted else None)
-    estimate = float(result["kappa"])
-    var = float(result["var_kappa"])
-    if not (math.isfinite(var) and var >= 0):
-        return Kappa(n, estimate, None, None, "standard error not defined for this table")
+    if math.isnan(var):
+        return Kappa(n, float(kappa), None, None, "standard error not defined for this table")
     se = math.sqrt(var)
-    return Kappa(n, estimate, se, (estimate - Z * se, estimate + Z * se))
+    # Kappa lies in [-1, 1]; the Wald interval is clipped to it.
+    return Kappa(n, float(kappa), se, (max(-1.0, float(kappa) - Z * se), min(1.0, float(kappa) + Z * se)))
+
+
+def ordered_categories(values: Iterable[str]) -> tuple[list[str], list[float] | None]:
+    """The distinct non-empty values in natural order, with their numeric
+    scores when every value is a number (then ordered by value, so "10" comes
+    after "9" and the spacing of weights follows the numbers), else None."""
+    distinct = {value for value in values if value != ""}
+    if not distinct:
+        return [], None
+    try:
+        numbers = {value: float(value) for value in distinct}
+    except ValueError:
+        numbers = None
+    if numbers is not None and all(math.isfinite(v) for v in numbers.values()):
+        ordered = sorted(distinct, key=lambda value: (numbers[value], value))
+        scores = [numbers[value] for value in ordered]
+        if len(set(scores)) == len(scores):  # "1" and "1.0" would share a score
+            return ordered, scores
+    return sorted(distinct, key=_natural_key), None
+
+
+def _natural_key(text: str) -> list:
+    parts = re.split(r"(\d+)", text)
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in parts if part]
 
 
 def pairwise_kappa(ratings: Mapping[str, Mapping[str, str]], categories: Sequence[str]) -> dict[tuple[str, str], Kappa]:

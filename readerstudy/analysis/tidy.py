@@ -27,10 +27,16 @@ reading_ms        client-measured reading time in milliseconds
 Times are kept as the ISO 8601 text (checked to be UTC) so that a row
 round-trips through CSV unchanged; utc_text formats a datetime.
 
+Repeated readings: a study may show some scored cases to the same reader a
+second time. The repeat is a row with the same (study, reader, case,
+question) and a higher position; first_readings splits rows into the first
+reading of each (reader, case, question), which every main analysis uses, and
+the repeats, which only intra-reader agreement uses.
+
 AnswerRow checks a single row; check_rows checks what must hold across rows
-(one design per study, one specialty per reader, no duplicate answers, one
-truth per case and question in a mixed study). read_csv does both and names
-the line.
+(one design per study, one specialty per reader, at most two readings of a
+case per reader and question and never two at one position, one truth per
+case and question in a mixed study). read_csv does both and names the line.
 """
 
 from __future__ import annotations
@@ -192,28 +198,37 @@ def check_rows(rows: Sequence[AnswerRow], lines: Sequence[int] | None = None) ->
     row (1-based) or, when given, the file line of each row."""
     design: dict[str, str] = {}
     reader_profile: dict[tuple[str, str], tuple[str, int | None]] = {}
-    answered: set[tuple[str, str, str, str]] = set()
+    answered: dict[tuple[str, str, str, str], list[int]] = {}
     positions: set[tuple[str, str, str, int]] = set()
     case_truth: dict[tuple[str, str, str], str] = {}
     for number, row in enumerate(rows, start=1):
-        place = f"line {lines[number - 1]}" if lines is not None else f"row {number}"
-        where = f"{place} (study {row.study!r}, reader {row.reader!r}, case {row.case!r})"
+        def where() -> str:
+            place = f"line {lines[number - 1]}" if lines is not None else f"row {number}"
+            return f"{place} (study {row.study!r}, reader {row.reader!r}, case {row.case!r})"
+
         if design.setdefault(row.study, row.design) != row.design:
-            raise TidyFormatError(f"{where}: study has both {design[row.study]} and {row.design} rows")
+            raise TidyFormatError(f"{where()}: study has both {design[row.study]} and {row.design} rows")
         profile = (row.specialty, row.years_experience)
         if reader_profile.setdefault((row.study, row.reader), profile) != profile:
-            raise TidyFormatError(f"{where}: reader has more than one specialty or years_experience")
+            raise TidyFormatError(f"{where()}: reader has more than one specialty or years_experience")
         key = (row.study, row.reader, row.case, row.question)
-        if key in answered:
-            raise TidyFormatError(f"{where}: a second answer to {row.question}")
-        answered.add(key)
+        readings = answered.setdefault(key, [])
+        if row.position in readings:
+            raise TidyFormatError(
+                f"{where()}: a second answer to {row.question} at the same position {row.position}"
+            )
+        if len(readings) == 2:
+            raise TidyFormatError(
+                f"{where()}: a third reading of {row.question} (a case may be read at most twice: once and one repeat)"
+            )
+        readings.append(row.position)
         slot = (row.study, row.reader, row.question, row.position)
         if slot in positions:
-            raise TidyFormatError(f"{where}: position {row.position} is used twice for this reader")
+            raise TidyFormatError(f"{where()}: position {row.position} is used twice for this reader")
         positions.add(slot)
         truth_key = (row.study, row.case, row.question)
         if row.design == "mixed" and case_truth.setdefault(truth_key, row.truth) != row.truth:
-            raise TidyFormatError(f"{where}: case has truth {case_truth[truth_key]!r} for another reader")
+            raise TidyFormatError(f"{where()}: case has truth {case_truth[truth_key]!r} for another reader")
 
 
 def write_csv(rows: Iterable[AnswerRow], out: TextIO) -> None:
@@ -264,6 +279,31 @@ def read_csv(source: TextIO) -> list[AnswerRow]:
     return rows
 
 
+def first_readings(rows: Iterable[AnswerRow]) -> tuple[list[AnswerRow], list[tuple[AnswerRow, AnswerRow]]]:
+    """Split rows into first readings and (first, repeat) pairs.
+
+    The first reading of a (study, reader, case, question) is its row with the
+    lowest position; a second row is its repeat. Rows keep their input order
+    in the first list; pairs are sorted by study, reader, question and case.
+    Rows are assumed to pass check_rows (at most two readings per key).
+    """
+    rows = list(rows)
+    by_key: dict[tuple[str, str, str, str], list[AnswerRow]] = {}
+    for row in rows:
+        by_key.setdefault((row.study, row.reader, row.case, row.question), []).append(row)
+    first_ids = set()
+    pairs = []
+    for readings in by_key.values():
+        if len(readings) == 1:
+            first_ids.add(id(readings[0]))
+            continue
+        first, repeat = sorted(readings, key=lambda row: row.position)
+        first_ids.add(id(first))
+        pairs.append((first, repeat))
+    pairs.sort(key=lambda pair: (pair[0].study, pair[0].reader, pair[0].question, pair[0].case))
+    return [row for row in rows if id(row) in first_ids], pairs
+
+
 def simulate_rows(
     *,
     study: str = "simulated",
@@ -272,6 +312,11 @@ def simulate_rows(
     n_cases: int,
     seed: int = 0,
     start: datetime = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc),
+    repeats: int = 0,
+    consistency: float = 0.8,
+    drift: float = 0.0,
+    grade: str | None = None,
+    grade_noise: tuple[float, float] = (0.5, 0.5),
 ) -> list[AnswerRow]:
     """A simulated study for tests, benchmarks and demonstrations.
 
@@ -279,32 +324,79 @@ def simulate_rows(
     every reader reads every case in their own random order. In a mixed study
     half the cases are synthetic and confidence is higher when correct, so the
     ordinal score carries signal.
+
+    Options (all off by default, and then the rows are exactly those of
+    earlier versions for the same seed):
+
+    repeats      cases each reader reads a second time, each at a random later
+                 position; the repeat gives the first answer again with
+                 probability `consistency`, else answers afresh
+    drift        change in the log-odds of a correct answer from the first to
+                 the last position (learning > 0, fatigue < 0), centred so the
+                 mean accuracy stays near the reader's
+    grade        key of a further question (mixed design), e.g. "kl_grade":
+                 every case has a reference grade 0-4 and readers answer the
+                 reference plus normal noise, rounded and clipped to 0-4, with
+                 standard deviation grade_noise = (real, synthetic)
     """
     _one_of("design", design, DESIGNS)
+    if grade is not None and design != "mixed":
+        raise ValueError("further questions are asked in mixed designs")
+    if not 0 <= repeats <= n_cases:
+        raise ValueError(f"repeats must be 0..n_cases, got {repeats}")
     rng = np.random.default_rng(seed)
+    extra = np.random.default_rng([seed, 7])  # a separate stream keeps the plain rows unchanged
     cases = [f"c{i + 1:04d}" for i in range(n_cases)]
     case_truth = rng.permutation(np.arange(n_cases) % 2)  # mixed: 1 = synthetic
+    reference_grade = extra.integers(0, 5, n_cases) if grade is not None else None
     first, second = CATEGORIES[design]
     rows = []
     for reader_index, (reader, (specialty, accuracy)) in enumerate(readers.items()):
         order = rng.permutation(n_cases)
-        correct = rng.random(n_cases) < accuracy
+        draws = rng.random(n_cases)
+        if drift and 0 < accuracy < 1:
+            rank = np.empty(n_cases)
+            rank[order] = np.arange(n_cases) / max(n_cases - 1, 1)
+            logit = np.log(accuracy / (1 - accuracy)) + drift * (rank - 0.5)
+            correct = draws < 1 / (1 + np.exp(-logit))
+        else:
+            correct = draws < accuracy
         sides = rng.integers(0, 2, n_cases)
         confidence = np.where(correct, rng.integers(3, 6, n_cases), rng.integers(1, 4, n_cases))
         reading_ms = rng.integers(1500, 9000, n_cases)
+        sequence = [(int(case_index), False) for case_index in order]
+        for case_index in extra.choice(n_cases, size=repeats, replace=False) if repeats else ():
+            at = next(i for i, (c, _) in enumerate(sequence) if c == case_index)
+            sequence.insert(int(extra.integers(at + 1, len(sequence) + 1)), (int(case_index), True))
         served = start + timedelta(hours=reader_index)
-        for position, case_index in enumerate(order, start=1):
-            truth_index = sides[case_index] if design == "paired" else case_truth[case_index]
+        for position, (case_index, repeat) in enumerate(sequence, start=1):
+            is_correct, conf, side = bool(correct[case_index]), int(confidence[case_index]), sides[case_index]
+            if repeat:
+                if extra.random() >= consistency:
+                    is_correct = bool(extra.random() < accuracy)
+                conf = int(extra.integers(3, 6) if is_correct else extra.integers(1, 4))
+                side = int(extra.integers(0, 2))
+            truth_index = side if design == "paired" else case_truth[case_index]
             truth = (first, second)[truth_index]
-            answer = truth if correct[case_index] else (second, first)[truth_index]
+            answer = truth if is_correct else (second, first)[truth_index]
             ms = int(reading_ms[case_index])
             answered = served + timedelta(milliseconds=ms + 250)
-            rows.append(AnswerRow(
+            common = dict(
                 study=study, design=design, reader=reader, specialty=specialty,
                 years_experience=5 + reader_index % 20, case=cases[case_index], position=position,
-                question=QUESTION[design], truth=truth, answer=answer, correct=int(answer == truth),
-                confidence=int(confidence[case_index]) if design == "mixed" else None,
                 served_at=utc_text(served), answered_at=utc_text(answered), reading_ms=ms,
+            )
+            rows.append(AnswerRow(
+                **common, question=QUESTION[design], truth=truth, answer=answer, correct=int(answer == truth),
+                confidence=conf if design == "mixed" else None,
             ))
+            if reference_grade is not None:
+                noise = grade_noise[int(case_truth[case_index])]
+                reference = int(reference_grade[case_index])
+                given = int(np.clip(np.rint(reference + extra.normal(0, noise)), 0, 4)) if noise > 0 else reference
+                rows.append(AnswerRow(
+                    **common, question=grade, truth=str(reference), answer=str(given),
+                    correct=int(given == reference), confidence=None,
+                ))
             served = answered + timedelta(milliseconds=400)
     return rows

@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html
 
 from readerstudy.studies.generation import prepare
 from readerstudy.studies.models import Answer, Assignment, Case, GeneratorCheckpoint, Question, Study
@@ -31,6 +33,17 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ["name", "design", "pool", "generator", "case_count", "is_open", "created_at"]
     list_filter = ["design", "is_open"]
     inlines = [QuestionInline, AssignmentInline]
+    readonly_fields = ["planning"]
+
+    @admin.display(description="Planning and results")
+    def planning(self, study: Study) -> str:
+        if not study.pk:
+            return "Save the study first."
+        return format_html(
+            '<a href="{}">Readers and cases needed (power by simulation)</a> · <a href="{}">Report</a>',
+            reverse("power", args=[study.pk]),
+            reverse("report", args=[study.pk]),
+        )
     actions = ["prepare_and_open", "close"]
 
     def save_related(self, request, form, formsets, change):

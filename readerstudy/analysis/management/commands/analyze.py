@@ -1,16 +1,21 @@
 import csv
 import io
 import json
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
+from readerstudy.analysis import imrmc
+from readerstudy.analysis.plots import report_figures
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
 from readerstudy.analysis.tidy import TidyFormatError, read_csv
 
 # The site's stylesheet is not available to a saved file, so the standalone
-# page carries just enough style to read in light and dark themes.
+# page inlines the report's own stylesheet (static/css/report.css: tables,
+# figures, print) under a minimal page style that reads in light and dark themes.
 PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -20,13 +25,7 @@ PAGE = """<!DOCTYPE html>
 <style>
 :root {{ color-scheme: light dark; font-family: system-ui, sans-serif; }}
 body {{ margin: 2rem; line-height: 1.4; }}
-.report-table {{ border-collapse: collapse; margin: 0.5rem 0; }}
-.report-table th, .report-table td {{ border: 1px solid color-mix(in srgb, currentColor 25%, transparent); padding: 0.2rem 0.5rem; text-align: left; }}
-.report-table .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-.report-level th {{ background: color-mix(in srgb, currentColor 8%, transparent); }}
-.report-methods, .report-meta, .report-settings, .note {{ font-size: 0.9em; opacity: 0.8; }}
-.report-scroll {{ overflow-x: auto; }}
-.report-table .ci {{ white-space: nowrap; }}
+{css}
 </style>
 </head>
 <body>
@@ -35,26 +34,41 @@ body {{ margin: 2rem; line-height: 1.4; }}
 </body>
 </html>
 """
+REPORT_CSS = Path(settings.BASE_DIR) / "static" / "css" / "report.css"
 
 
 class Command(BaseCommand):
-    help = "Analyse a tidy answer CSV (see readerstudy/analysis/tidy.py) and print the report."
+    help = (
+        "Analyse a tidy answer CSV (see readerstudy/analysis/tidy.py) or an iMRMC input file "
+        "(recognised by its 'BEGIN DATA:' line) and print the report."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("file", help="tidy answer CSV, as written by `manage.py export`")
+        parser.add_argument("file", help="tidy answer CSV, as written by `manage.py export`, or an iMRMC input file")
         parser.add_argument("--format", dest="output_format", choices=["json", "csv", "html"], default="json")
         parser.add_argument("--margin", type=float, default=0.10, help="TOST equivalence margin around 0.5")
-        parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for Fleiss' kappa")
+        parser.add_argument("--bootstrap", type=int, default=2000,
+                            help="bootstrap resamples for Fleiss' kappa and the grading kappas")
         parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+        parser.add_argument(
+            "--choices", action="append", default=[], metavar="KEY=A,B,C",
+            help="declare a further question's choices in order (repeatable), e.g. kl_grade=0,1,2,3,4; "
+                 "KEY= declares it free text. Undeclared questions are graded when every value is a number.",
+        )
 
-    def handle(self, file: str, output_format: str, margin: float, bootstrap: int, seed: int, **options):
+    def handle(self, file: str, output_format: str, margin: float, bootstrap: int, seed: int, choices, **options):
         try:
             with open(file, newline="", encoding="utf-8") as handle:
-                rows = read_csv(handle)
+                text = handle.read()
         except OSError as error:
             raise CommandError(f"cannot read {file}: {error.strerror}") from None
         except UnicodeDecodeError:
             raise CommandError(f"{file}: not a UTF-8 text file") from None
+        if imrmc.is_imrmc(text):
+            self._imrmc(file, text, output_format)
+            return
+        try:
+            rows = read_csv(io.StringIO(text, newline=""))
         except TidyFormatError as error:
             raise CommandError(f"{file}: {error}") from None
         if not rows:
@@ -62,19 +76,57 @@ class Command(BaseCommand):
         if bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more")
         try:
-            report = build_report(rows, margin=margin, bootstrap=bootstrap, seed=seed)
+            report = build_report(rows, margin=margin, bootstrap=bootstrap, seed=seed,
+                                  questions=_declared(choices))
         except ValueError as error:  # e.g. a margin that leaves no room around 0.5
             raise CommandError(str(error)) from None
 
         if output_format == "json":
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
         elif output_format == "csv":
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=FLAT_COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(flat_rows(report))
-            self.stdout.write(buffer.getvalue(), ending="")
+            self._csv(FLAT_COLUMNS, flat_rows(report))
         else:
-            body = render_to_string("analysis/report_body.html", {"report": report})
+            body = render_to_string("analysis/report_body.html", {"report": report, "figures": report_figures(report)})
             title = escape("Reader study report: " + ", ".join(study["study"] for study in report["studies"]))
-            self.stdout.write(PAGE.format(title=title, body=body), ending="")
+            self.stdout.write(PAGE.format(title=title, body=body, css=_css()), ending="")
+
+    def _imrmc(self, file: str, text: str, output_format: str) -> None:
+        try:
+            report = imrmc.mrmc_report(imrmc.from_imrmc(text))
+        except imrmc.ImrmcFormatError as error:
+            raise CommandError(f"{file}: {error}") from None
+        if output_format == "json":
+            self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
+        elif output_format == "csv":
+            self._csv(imrmc.FLAT_COLUMNS, imrmc.flat_rows(report))
+        else:
+            body = render_to_string("analysis/mrmc_body.html", {"report": report, "figures": report_figures(report)})
+            title = escape("MRMC analysis: " + (report["title"] or file))
+            self.stdout.write(PAGE.format(title=title, body=body, css=_css()), ending="")
+
+    def _csv(self, columns, rows) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        self.stdout.write(buffer.getvalue(), ending="")
+
+
+def _declared(options: list[str]) -> dict[str, list[str] | None]:
+    declared: dict[str, list[str] | None] = {}
+    for option in options:
+        key, sep, values = option.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--choices {option!r}: expected KEY=A,B,C (or KEY= for free text)")
+        items = [value.strip() for value in values.split(",") if value.strip()]
+        if len(items) == 1:
+            raise CommandError(f"--choices {option!r}: give at least two choices, or none for free text")
+        declared[key.strip()] = items or None
+    return declared
+
+
+def _css() -> str:
+    try:
+        return REPORT_CSS.read_text(encoding="utf-8")
+    except OSError:
+        return ""

@@ -1,0 +1,20 @@
+"""{% figure figures index "name" as svg %}: one SVG from plots.report_figures.
+
+figures is the dict report_figures returned (or nothing: then every figure is
+empty and the report renders without them); index is the study's position in
+report.studies; name e.g. "forest" or "further-kl_grade". The markup was
+built by plots.py with every text escaped, so it is marked safe here.
+"""
+
+from django import template
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+
+@register.simple_tag
+def figure(figures, index, name):
+    if not figures:
+        return ""
+    markup = figures.get(f"{index}-{name}")
+    return mark_safe(markup) if markup else ""
