@@ -119,7 +119,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+# Only for a deployment that runs collectstatic; the site itself serves static/ directly.
+STATIC_ROOT = os.getenv("STATIC_ROOT") or None
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -46,7 +46,6 @@ def browser():
 @pytest.fixture
 def demo(settings, tmp_path):
     settings.VAR_DIR = tmp_path
-    settings.STATIC_ROOT = tmp_path / "static"
     call_command("demo", "--no-serve", verbosity=0)
     for user in User.objects.all():
         user.set_password("pw-" + user.username)
