@@ -212,3 +212,16 @@ def test_labels_file_attaches_reference_labels(tmp_path, real_folder):
     labels.write_text("name,grade\nx,1\n")
     with pytest.raises(Exception, match="filename,label"):
         call_command("import_images", str(real_folder), "--pool", "kl2", "--size", "32", "--labels", str(labels))
+
+
+def test_colour_dicom_is_refused():
+    rgb = np.zeros((40, 40, 3), dtype=np.uint8)
+    data = dicom_bytes(gradient())
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = rgb.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    with pytest.raises(Refused, match="colour DICOM"):
+        decode(buffer.getvalue(), max_pixels=10**6)

@@ -73,7 +73,8 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     )
     if takes_break and "continue" not in request.GET:
         done, total = assignment.progress()
-        return render(request, "reading/break.html", {"study": study, "done": done, "total": total})
+        practice = study.practice_case_count
+        return render(request, "reading/break.html", {"study": study, "done": done - practice, "total": total - practice})
     return _case_page(request, assignment, slot)
 
 
