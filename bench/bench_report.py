@@ -3,7 +3,9 @@
 Every statistic of the report is exercised: each reader reads 10% of the cases
 a second time (intra-reader agreement), mixed studies carry a graded further
 question (kl_grade, quadratic-weighted kappas with 2,000 bootstrap resamples)
-and a drift of accuracy with reading position. Prints seconds per study size
+a drift of accuracy with reading position, and synthetic images from two
+sources (so the per-source figures and the Obuchowski-Rockette comparison
+between sources, with cases nested in sources, are computed). Prints seconds per study size
 (best of a few runs, bootstrap 2000), the rows analysed and the cost per row
 relative to the smallest size; target: 20 readers x 500 cases < 3 s. The
 pairwise kappa matrix is the one part that grows with readers squared (per
@@ -45,6 +47,7 @@ def main() -> int:
             rows = simulate_rows(
                 design=design, readers=readers, n_cases=n_cases, seed=1, repeats=n_cases // 10, drift=-0.3,
                 grade="kl_grade" if design == "mixed" else None, grade_noise=(0.5, 0.8),
+                sources={"gan-a": 0.0, "gan-b": -0.05},
             )
             took = seconds(rows, REPEATS)
             per_answer = took / len(rows)

@@ -19,6 +19,8 @@ from readerstudy.analysis.mrmc import (
     obuchowski_rockette,
     obuchowski_rockette_proportion,
     or_analysis,
+    ragged_obuchowski_rockette,
+    ragged_obuchowski_rockette_proportion,
     roc_points,
 )
 
@@ -294,3 +296,77 @@ def test_roc_points_trace_the_empirical_auc():
     assert np.all(np.diff(xs) >= 0) and np.all(np.diff(ys) >= 0)
     assert np.trapezoid(ys, xs) == pytest.approx(empirical_auc(scores, truth), rel=1e-12)
     assert roc_points([1, 2], [1, 1]) == []
+
+
+# --- cases nested in treatments (synthetic sources) ---------------------------------------------
+
+
+def _same_result(a, b) -> None:
+    """Every field of two ORResults identical (arrays element for element)."""
+    for field in dataclasses.fields(a):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, np.ndarray):
+            assert np.array_equal(x, y), field.name
+        else:
+            assert x == y, field.name
+
+
+def test_ragged_analysis_of_a_crossed_design_is_the_crossed_analysis(vandyke):
+    """Every case in every treatment: the nested-case jackknife reproduces OR-DBM MRMC exactly."""
+    result, scores, truth, text = vandyke
+    ragged = ragged_obuchowski_rockette(scores, truth)
+    _same_result(ragged, result)
+    # and so the published figures: F = 4.46 on 1 and 15.26 df, p = 0.0517
+    test = ragged.random_readers_random_cases.test
+    assert (round(test.statistic, 2), round(test.df2, 2), round(test.p, 4)) == (4.46, 15.26, 0.0517)
+    test_random_readers_random_cases((ragged, scores, truth, text))
+    correct = (scores >= 3).astype(float)  # any 0/1 data: the proportion path too
+    _same_result(ragged_obuchowski_rockette_proportion(correct), obuchowski_rockette_proportion(correct))
+
+
+def test_ragged_jackknife_against_brute_force(vandyke):
+    """Van Dyke cut into overlapping case sets: leave-one-out values over the union by brute force."""
+    _, scores, truth, _ = vandyke
+    member = np.zeros((2, 114), dtype=bool)
+    member[0, :80] = True
+    member[1, 40:] = True  # cases 40-79 in both, the others in one treatment only
+    ragged = np.where(member[:, None, :], scores, np.nan)
+    result = ragged_obuchowski_rockette(ragged, truth, treatments=["a", "b"])
+    fom = np.array([[_naive_auc(scores[t, r, member[t]], truth[member[t]]) for r in range(5)] for t in range(2)])
+    pseudo = np.empty((2, 5, 114))
+    for t in range(2):
+        for r in range(5):
+            for k in range(114):
+                keep = member[t].copy()
+                keep[k] = False
+                pseudo[t, r, k] = _naive_auc(scores[t, r, keep], truth[keep])
+    brute = or_analysis(fom, pseudo, treatments=["a", "b"], n_positive=45, n_negative=69)
+    assert result.auc == pytest.approx(fom, rel=1e-12)
+    for name in ("var_error", "cov1", "cov2", "cov3", "ms_t", "ms_tr"):
+        assert getattr(result, name) == pytest.approx(getattr(brute, name), rel=1e-9), name
+    mine, theirs = result.random_readers_random_cases, brute.random_readers_random_cases
+    assert mine.test.statistic == pytest.approx(theirs.test.statistic, rel=1e-9)
+    assert mine.differences[0].ci == pytest.approx(theirs.differences[0].ci, rel=1e-9)
+
+
+def test_nested_proportions_have_no_covariance_between_treatments():
+    rng = np.random.default_rng(12)
+    correct = np.full((2, 4, 50), np.nan)
+    correct[0, :, :30] = rng.random((4, 30)) < 0.7
+    correct[1, :, 30:] = rng.random((4, 20)) < 0.6
+    result = ragged_obuchowski_rockette_proportion(correct, treatments=["a", "b"])
+    assert result.cov1 == pytest.approx(0, abs=1e-15) and result.cov3 == pytest.approx(0, abs=1e-15)
+    assert result.auc[0] == pytest.approx(np.nanmean(correct[0], axis=1))
+    # Within a treatment: the union jackknife is the own-case one scaled by (|U| - 1)/|U| over (|S| - 1)/|S|.
+    alone = obuchowski_rockette_proportion(correct[:1, :, :30])
+    assert result.var_error_treatment[0] == pytest.approx(
+        alone.var_error_treatment[0] * (49 / 50) / (29 / 30), rel=1e-12)
+
+
+def test_ragged_input_checks():
+    with pytest.raises(ValueError, match="same cases"):
+        ragged_obuchowski_rockette_proportion(np.array([[[1, np.nan], [1, 0]]] * 2))
+    with pytest.raises(ValueError, match="at least one treatment"):
+        ragged_obuchowski_rockette_proportion(np.full((2, 2, 3), np.nan))
+    with pytest.raises(ValueError, match="two cases in every treatment"):
+        ragged_obuchowski_rockette_proportion(np.array([[[1, 0, np.nan]] * 2, [[np.nan, np.nan, 1]] * 2]))

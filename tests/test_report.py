@@ -236,20 +236,32 @@ def _csv(*lines: str) -> io.StringIO:
 
 
 HEADER = ",".join(COLUMNS)
-GOOD = "s,paired,a,radiologist,3,c1,1,which_is_synthetic,left,left,1,,2025-01-06T09:00:00Z,2025-01-06T09:00:04Z,4000"
+GOOD = "s,paired,a,radiologist,3,c1,1,which_is_synthetic,left,left,1,,2025-01-06T09:00:00Z,2025-01-06T09:00:04Z,4000,gan-a"
+LEGACY_HEADER = ",".join(COLUMNS[:-1])  # files written before the source column
+LEGACY_GOOD = GOOD.removesuffix(",gan-a")
 
 
 def test_read_csv_accepts_a_good_file():
     (row,) = read_csv(_csv("\ufeff" + HEADER, GOOD))
-    assert row.case == "c1" and row.confidence is None and row.correct == 1
+    assert row.case == "c1" and row.confidence is None and row.correct == 1 and row.source == "gan-a"
     assert row.to_record()["served_at"] == "2025-01-06T09:00:00Z"
+
+
+def test_read_csv_without_the_source_column():
+    (row,) = read_csv(_csv(LEGACY_HEADER, LEGACY_GOOD))
+    assert row.source == "" and row.case == "c1"
+    buffer = io.StringIO()
+    write_csv([row], buffer)  # writing always includes the column
+    assert buffer.getvalue().splitlines() == [HEADER, LEGACY_GOOD + ","]
+    with pytest.raises(TidyFormatError, match="line 2: expected 15 fields, found 16"):
+        read_csv(_csv(LEGACY_HEADER, GOOD))
 
 
 @pytest.mark.parametrize("lines, message", [
     ((), "empty"),
     (("study,design",), "missing"),
     ((HEADER.replace("case,position", "position,case"), GOOD), "out of order"),
-    ((HEADER, GOOD + ",extra"), "line 2: expected 15 fields, found 16"),
+    ((HEADER, GOOD + ",extra"), "line 2: expected 16 fields, found 17"),
     ((HEADER, GOOD.replace("paired", "crossover")), "line 2: design 'crossover'"),
     ((HEADER, GOOD.replace(",1,,", ",0,,")), "line 2: correct is 0"),
     ((HEADER, GOOD.replace(",1,which", ",first,which")), "line 2: column 'position'"),
@@ -263,8 +275,12 @@ def test_read_csv_accepts_a_good_file():
      "line 4 (study 's', reader 'a', case 'c1'): a third reading"),
     ((HEADER, GOOD, GOOD.replace("c1", "c2")), "line 3 (study 's', reader 'a', case 'c2'): position 1"),
     ((HEADER, GOOD, GOOD.replace("c1,1", "c2,2").replace("radiologist", "other")), "more than one specialty"),
+    ((HEADER, GOOD, GOOD.replace("a,radiologist", "b,radiologist").replace("gan-a", "gan-b")),
+     "line 3 (study 's', reader 'b', case 'c1'): case has source 'gan-b' here and 'gan-a' in another row"),
+    ((HEADER.replace(",source", ""), GOOD), "line 2: expected 15 fields, found 16"),
+    ((HEADER.replace("reading_ms,source", "source,reading_ms"), GOOD), "columns out of order"),
     ((HEADER, GOOD, GOOD.replace("c1,1", "c2,2").replace("s,paired", "s,mixed")), "line 3: question"),
-    ((HEADER, GOOD, "s,mixed,b,other,,c2,1,real_or_synthetic,real,real,1,4,2025-01-06T09:00:00Z,2025-01-06T09:00:04Z,4000"),
+    ((HEADER, GOOD, "s,mixed,b,other,,c2,1,real_or_synthetic,real,real,1,4,2025-01-06T09:00:00Z,2025-01-06T09:00:04Z,4000,"),
      "line 3 (study 's', reader 'b', case 'c2'): study has both paired and mixed rows"),
 ])
 def test_read_csv_names_the_problem(lines, message):

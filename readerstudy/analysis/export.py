@@ -20,11 +20,12 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
     answers = (
         Answer.objects.filter(slot__assignment__study=study, slot__case__is_practice=False)
         .filter(revision=Subquery(latest))
-        .select_related("slot__case__real_image", "slot__assignment__reader")
+        .select_related("slot__case__real_image", "slot__assignment__reader", "slot__assignment__study__generator")
         .order_by("slot__assignment__reader__username", "slot__position", "question")
     )
     profiles = {p.user_id: p for p in Profile.objects.filter(user__assignments__study=study)}
     practice = study.practice_case_count
+    generator_name = study.generator.name
     rows = []
     for answer in answers:
         slot = answer.slot
@@ -48,6 +49,8 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
                 served_at=utc_text(answer.served_at),
                 answered_at=utc_text(answer.answered_at),
                 reading_ms=answer.reading_ms,
+                # Which generator made the case's synthetic image (a real image in a mixed study has none).
+                source=generator_name if study.design == "paired" or slot.case.is_synthetic else "",
             )
         )
     return rows

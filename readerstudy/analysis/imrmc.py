@@ -19,7 +19,21 @@ for each image and the truth of that image. Signal present = the image is
 synthetic (truth 1); the score is the report's 1-10 ordinal score (answer and
 confidence, see report.ORDINAL_SCORE); the modalityID is the study name with
 characters other than letters, digits, "_" and "-" replaced by "_", as one
-modality (every synthetic source together). Only first readings are
+modality (every synthetic source together). When the synthetic cases name
+two or more sources (the tidy column source), each source is a modality
+instead (its name, characters replaced the same way): a synthetic case is
+written under its own source's modality only, and every real case under
+every modality with the reader's one score repeated, since each source's
+images are ranked against all the real images; the truth rows (one per
+case) are shared. iMRMC's format allows this: a reading is a (reader, case,
+modality) triple, truth rows name a case whatever their modalityID, and
+iMRMC documents that its U-statistic analysis "can treat arbitrary study
+designs and studies with missing data, not just fully-crossed study designs"
+(iMRMC R package description, version 2.x). A real case read in every
+modality with one score is then a case shared by all sources, so iMRMC sees
+the same case covariance between sources' AUCs as the report's analysis.
+Synthetic cases naming no source are then left out (the header says how
+many). Only first readings are
 exported, like every main analysis; answers without a confidence rating have
 no ordinal score and are left out (the header says how many). A paired
 (two-alternative forced-choice) design is refused: its reader sees a real
@@ -34,6 +48,11 @@ mrmc.obuchowski_rockette over the cases every reader scored in every
 modality: reader AUCs with DeLong SEs and ROC points, and the three OR
 analyses with each modality's interval (tested against AUC 0.5) and, with two
 modalities or more, their differences and the F (or chi-square) test.
+When the modalities do not share their cases (some case is scored by every
+reader in one modality but not in another, as in a multi-source export),
+the analysis is mrmc.ragged_obuchowski_rockette instead: each modality's AUC
+uses the cases every reader scored in it, the jackknife runs over their
+union, and each modality's own interval comes from that modality alone.
 """
 
 from __future__ import annotations
@@ -46,7 +65,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .mrmc import delong_auc, obuchowski_rockette, roc_points
+from .mrmc import delong_auc, obuchowski_rockette, ragged_obuchowski_rockette, roc_points
 from .tidy import AnswerRow, check_rows, first_readings
 
 FORMAT = "readerstudy-mrmc-report/1"
@@ -125,25 +144,47 @@ def to_imrmc(rows: Sequence[AnswerRow]) -> str:
             if "," in value or value.strip() != value or value in TRUTH_READERS:
                 raise ImrmcFormatError(f"{name} {value!r} cannot be written as an iMRMC ID (commas, spaces or -1)")
     modality = re.sub(r"[^A-Za-z0-9_-]", "_", studies[0]) or "study"
+    names = sorted({row.source for row in rated if row.source})
+    unnamed = 0
+    if len(names) >= 2:
+        modalities = {name: re.sub(r"[^A-Za-z0-9_-]", "_", name) for name in names}
+        if len(set(modalities.values())) < len(names):
+            raise ImrmcFormatError(f"source names {', '.join(names)} give the same iMRMC modality ID")
+        unnamed_cases = {row.case for row in rated if row.truth == "synthetic" and not row.source}
+        unnamed = len(unnamed_cases)
+        rated = [row for row in rated if row.case not in unnamed_cases]
     truth = {row.case: int(row.truth == "synthetic") for row in rated}
     readers = sorted({row.reader for row in rated})
+    if len(names) >= 2:
+        readings = [(row.reader, row.case, modalities[row.source] if row.source else m, ordinal_score(row))
+                    for row in rated for m in ([modalities[row.source]] if row.source else modalities.values())]
+        modality_lines = [
+            f"modalities: one per synthetic source ({', '.join(modalities.values())}); a synthetic case is read in "
+            "its source's modality only; every real case in every modality (the same score repeated)",
+            f"synthetic cases naming no source left out: {unnamed}",
+        ]
+        nm = len(names)
+    else:
+        readings = [(row.reader, row.case, modality, ordinal_score(row)) for row in rated]
+        modality_lines = []
+        nm = 1
     lines = [
         f"readerstudy export of study {studies[0]!r} (mixed design)",
         "truth: 1 = synthetic image (signal present), 0 = real image",
         f"score: ordinal score 1-10: {ORDINAL_SCORE}",
         "first readings only (repeat readings are left out)",
-        f"answers without a confidence rating left out: {len(main) - len(rated)}",
+        f"answers without a confidence rating left out: {sum(1 for row in main if row.confidence is None)}",
+        *modality_lines,
         "",
         f"NR: {len(readers)}",
         f"N0: {sum(1 for v in truth.values() if v == 0)}",
         f"N1: {sum(1 for v in truth.values() if v == 1)}",
-        "NM: 1",
+        f"NM: {nm}",
         "",
         BEGIN,
     ]
     lines += [f"-1,{case},0,{truth[case]}" for case in sorted(truth)]
-    lines += [f"{row.reader},{row.case},{modality},{ordinal_score(row)}"
-              for row in sorted(rated, key=lambda row: (row.reader, row.case))]
+    lines += [f"{reader},{case},{m},{score}" for reader, case, m, score in sorted(readings, key=lambda r: r[:3])]
     return "\n".join(lines) + "\n"
 
 
@@ -217,7 +258,12 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
     """The OR AUC analysis of an iMRMC file as a JSON-serialisable dict.
 
     Structure: format, source, title, settings {level, rounding}, modalities,
-    n_readers, n_cases (analysed: scored by every reader in every modality),
+    design ("crossed": the analysed cases are scored by every reader in every
+    modality; "ragged": modalities have their own cases, see the module
+    docstring), modality_cases [{modality, n, n_positive, n_negative}] (cases
+    scored by every reader in that modality),
+    n_readers, n_cases (analysed: crossed, scored by every reader in every
+    modality; ragged, scored by every reader in at least one modality),
     n_positive, n_negative, n_cases_in_file, n_cases_left_out, header_check
     (differences between the header's NR/N0/N1/NM and the data, or None),
     readers [one figure per reader and modality: reader, modality, method,
@@ -230,8 +276,12 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
     analysis is not defined), note.
     """
     modalities, readers, cases = data.modalities, data.readers, data.cases
-    complete = [case for case in cases
-                if all((m, r, case) in data.scores for m in modalities for r in readers)]
+    in_modality = {m: {case for case in cases if all((m, r, case) in data.scores for r in readers)} for m in modalities}
+    complete = [case for case in cases if all(case in in_modality[m] for m in modalities)]
+    union = [case for case in cases if any(case in in_modality[m] for m in modalities)]
+    ragged = len(union) > len(complete)
+    if ragged:
+        complete = union
     truth = np.array([data.truth[case] for case in complete], dtype=int)
     checks = []
     actual = {"NR": len(readers), "N0": sum(1 for c in cases if data.truth[c] == 0),
@@ -245,6 +295,12 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
         "title": data.title,
         "settings": {"level": 1 - alpha, "rounding": ROUNDING},
         "modalities": modalities,
+        "design": "ragged" if ragged else "crossed",
+        "modality_cases": [
+            {"modality": m, "n": len(in_modality[m]), "n_positive": sum(data.truth[c] for c in in_modality[m]),
+             "n_negative": sum(1 - data.truth[c] for c in in_modality[m])}
+            for m in modalities
+        ],
         "n_readers": len(readers),
         "n_cases": len(complete),
         "n_positive": int(truth.sum()),
@@ -273,21 +329,39 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
     if len(readers) < 2:
         out["note"] = "not defined: the OR analysis needs at least two readers"
         return out
+    if ragged and min(min(m["n_positive"], m["n_negative"]) for m in out["modality_cases"]) < 2:
+        out["note"] = ("not defined: needs two signal-present and two signal-absent cases scored by every reader "
+                       "in each modality")
+        return out
     if min(out["n_positive"], out["n_negative"]) < 2:
         out["note"] = ("not defined: needs two signal-present and two signal-absent cases scored by every reader "
                        "in every modality")
         return out
-    matrix = np.array([[[data.scores[m, r, c] for c in complete] for r in readers] for m in modalities])
-    result = obuchowski_rockette(matrix, truth, treatments=modalities, readers=readers, alpha=alpha)
+    matrix = np.array([[[data.scores.get((m, r, c), np.nan) if c in in_modality[m] else np.nan for c in complete]
+                         for r in readers] for m in modalities])
+    if ragged:
+        result = ragged_obuchowski_rockette(matrix, truth, treatments=modalities, readers=readers, alpha=alpha)
+        # Each modality's own interval from that modality alone (as in a crossed analysis).
+        alone = [obuchowski_rockette(matrix[i][None][:, :, ~np.isnan(matrix[i, 0])], truth[~np.isnan(matrix[i, 0])],
+                                     treatments=[m], readers=readers, alpha=alpha)
+                 for i, m in enumerate(modalities)]
+    else:
+        result = obuchowski_rockette(matrix, truth, treatments=modalities, readers=readers, alpha=alpha)
+        alone = None
     n = len(complete)
     for name, description in VARIANTS.items():
         analysis = getattr(result, name)
         method = f"Obuchowski-Rockette, trapezoidal AUC, jackknife covariances over cases; {description}"
+        if ragged:
+            method += ("; modalities with their own cases: each AUC uses the cases every reader scored in that "
+                       "modality, the jackknife runs over their union; each modality's interval from it alone")
         figure = {"method": method, "unit": "reader x case", "n": n, "n_readers": len(readers)}
+        singles = analysis.treatments if alone is None else [getattr(a, name).treatments[0] for a in alone]
         out["analyses"][name] = {
             **figure,
             "treatments": [
-                {"modality": single.label, **figure, **_vs_half(single)} for single in analysis.treatments
+                {"modality": single.label, **figure, **({"n": len(in_modality[single.label])} if ragged else {}),
+                 **_vs_half(single)} for single in singles
             ],
             "test": None if analysis.test is None else {
                 "statistic": _r(analysis.test.statistic), "df1": analysis.test.df1,
@@ -302,7 +376,8 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
             ],
         }
     if out["n_cases_left_out"]:
-        out["note"] = f"{out['n_cases_left_out']} cases not scored by every reader in every modality left out"
+        where = "in any modality" if ragged else "in every modality"
+        out["note"] = f"{out['n_cases_left_out']} cases not scored by every reader {where} left out"
     return out
 
 

@@ -19,6 +19,27 @@ there is no score to rank). Both go through or_analysis, which takes the
 (treatment, reader) figures of merit and their leave-one-case-out values, so
 a comparison between treatments (e.g. synthetic sources) needs only the data
 arranged with a treatment axis.
+
+Cases nested in treatments (ragged_obuchowski_rockette and
+ragged_obuchowski_rockette_proportion): when treatments are synthetic sources,
+a case belongs to one source (paired design: its synthetic image comes from
+one generator), or a set of cases is shared by every treatment (mixed design:
+the real cases, against which every source's synthetic images are ranked).
+Treatment t then has its own case set S_t, and its figure of merit uses only
+S_t. The jackknife leaves out each case of the union U of the S_t in turn; a
+case outside S_t leaves treatment t's figure unchanged. The covariances of
+or_analysis then come from these leave-one-out values over U, with U's size
+as the number of cases, so cases with a random source are the sampling unit.
+Consequences: two treatments with disjoint case sets get zero jackknife
+covariance for the proportion correct (exactly: outside its set a
+treatment's leave-one-out value equals the mean of its values) and nearly zero
+for an AUC; shared cases (the real cases of a mixed design) carry the
+covariance between treatments. The variance of a treatment's own figure is
+scaled by (|U| - 1)/|U| instead of (|S_t| - 1)/|S_t|, which for a proportion is
+larger by the factor (|U| - 1)|S_t| / (|U| (|S_t| - 1)) = 1 + O(1/|S_t|)
+(about +0.5% for 100 cases in a set of 200). With every case in every
+treatment it is exactly the crossed analysis (tests/test_mrmc.py checks this
+on the Van Dyke data).
 """
 
 from __future__ import annotations
@@ -186,7 +207,7 @@ class ORResult:
 def _t_interval(label: str, estimate: float, se: float, df: float, alpha: float, test: bool) -> Interval:
     estimate, se, df = float(estimate), float(se), float(df)
     half = float(stats.t.ppf(1 - alpha / 2, df)) * se
-    statistic = estimate / se if test else None
+    statistic = _ratio(estimate, se) if test else None
     p = float(2 * stats.t.sf(abs(statistic), df)) if test else None
     return Interval(label, estimate, se, df, (estimate - half, estimate + half), statistic, p)
 
@@ -194,9 +215,15 @@ def _t_interval(label: str, estimate: float, se: float, df: float, alpha: float,
 def _z_interval(label: str, estimate: float, se: float, alpha: float, test: bool) -> Interval:
     estimate, se = float(estimate), float(se)
     half = float(stats.norm.ppf(1 - alpha / 2)) * se
-    statistic = estimate / se if test else None
+    statistic = _ratio(estimate, se) if test else None
     p = float(2 * stats.norm.sf(abs(statistic))) if test else None
     return Interval(label, estimate, se, None, (estimate - half, estimate + half), statistic, p)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator; NaN (not an exception) when the denominator is 0,
+    e.g. a test statistic when readers and cases show no variation at all."""
+    return numerator / denominator if denominator > 0 else math.nan
 
 
 def _satterthwaite(denominator: float, mean_square: float, df: float) -> float:
@@ -357,7 +384,7 @@ def or_analysis(
     # Random readers, random cases: denominator MS(T*R) + r*max(Cov2 - Cov3, 0).
     den = ms_tr + r * max(cov2 - cov3, 0.0)
     ddf = _satterthwaite(den, ms_tr, df_tr)
-    f = ms_t / den
+    f = _ratio(ms_t, den)
     random_random = Analysis(
         GlobalTest(f, t - 1, ddf, float(stats.f.sf(f, t - 1, ddf))),
         differences(math.sqrt(2 / r * den), ddf),
@@ -366,7 +393,7 @@ def or_analysis(
 
     # Fixed readers, random cases: chi-square with t - 1 df.
     den_fr = var_error - cov1 + (r - 1) * max(cov2 - cov3, 0.0)
-    x2 = (t - 1) * ms_t / den_fr
+    x2 = _ratio((t - 1) * ms_t, den_fr)
     fixed_reader = Analysis(
         GlobalTest(x2, t - 1, None, float(stats.chi2.sf(x2, t - 1))),
         differences(math.sqrt(2 / r * den_fr), None),
@@ -382,7 +409,7 @@ def or_analysis(
     )
 
     # Random readers, fixed cases: covariances vanish; a treatment x reader ANOVA.
-    f_fc = ms_t / ms_tr
+    f_fc = _ratio(ms_t, ms_tr)
     fixed_case = Analysis(
         GlobalTest(f_fc, t - 1, df_tr, float(stats.f.sf(f_fc, t - 1, df_tr))),
         differences(math.sqrt(2 / r * ms_tr), df_tr),
@@ -394,6 +421,77 @@ def or_analysis(
         fixed_readers_random_cases=fixed_reader,
         random_readers_fixed_cases=fixed_case,
     )
+
+
+def _ragged(values: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """values[treatment, reader, case] with NaN where the case is not in the
+    treatment's set; returns (values, membership[treatment, case])."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 3:
+        raise ValueError(f"{name} must be a (treatments, readers, cases) array")
+    if values.shape[1] < 2:
+        raise ValueError("the OR analysis needs at least two readers")
+    member = ~np.isnan(values)
+    if (member != member[:, :1, :]).any():
+        raise ValueError("within a treatment, every reader must read every case of its set (NaN for the same cases)")
+    member = member[:, 0, :]
+    if not member.any(axis=0).all():
+        raise ValueError("every case must belong to at least one treatment")
+    return values, member
+
+
+def ragged_obuchowski_rockette(
+    scores: ArrayLike,
+    truth: ArrayLike,
+    *,
+    treatments: Sequence[str] | None = None,
+    readers: Sequence[str] | None = None,
+    alpha: float = 0.05,
+) -> ORResult:
+    """OR analysis of trapezoidal AUCs with cases nested in treatments (module
+    docstring): scores[treatment, reader, case], NaN where the case is not in
+    that treatment's set. Each treatment needs two positive and two negative
+    cases; n_positive and n_negative count the union."""
+    scores, member = _ragged(scores, "scores")
+    truth_arr = np.asarray(truth)
+    t, r, c = scores.shape
+    auc = np.empty((t, r))
+    pseudo = np.empty((t, r, c))
+    for i in range(t):
+        own = member[i]
+        sub = scores[i][:, own]
+        # Outside the set, leaving a case out changes nothing.
+        auc[i] = [empirical_auc(sub[j], truth_arr[own]) for j in range(r)]
+        pseudo[i] = auc[i][:, None]
+        pseudo[i][:, own] = jackknife_auc(sub, truth_arr[own])
+    return or_analysis(
+        auc, pseudo, treatments=treatments, readers=readers, alpha=alpha,
+        n_positive=int((truth_arr == 1).sum()), n_negative=int((truth_arr == 0).sum()),
+    )
+
+
+def ragged_obuchowski_rockette_proportion(
+    correct: ArrayLike,
+    *,
+    treatments: Sequence[str] | None = None,
+    readers: Sequence[str] | None = None,
+    alpha: float = 0.05,
+) -> ORResult:
+    """OR analysis of the proportion correct with cases nested in treatments
+    (module docstring): correct[treatment, reader, case] is 0 or 1, NaN where
+    the case is not in that treatment's set. Each treatment needs two cases."""
+    correct, member = _ragged(correct, "correct")
+    if not np.isin(correct[~np.isnan(correct)], (0, 1)).all():
+        raise ValueError("correct must be 0 or 1 (or NaN outside a treatment's cases)")
+    size = member.sum(axis=1)
+    if (size < 2).any():
+        raise ValueError("the jackknife needs at least two cases in every treatment")
+    filled = np.nan_to_num(correct)
+    total = filled.sum(axis=2, keepdims=True)
+    fom = total[:, :, 0] / size[:, None]
+    inside = (total - filled) / (size[:, None, None] - 1)
+    pseudo = np.where(member[:, None, :], inside, fom[:, :, None])
+    return or_analysis(fom, pseudo, treatments=treatments, readers=readers, alpha=alpha)
 
 
 def roc_points(scores: ArrayLike, truth: ArrayLike) -> list[tuple[float, float]]:

@@ -15,6 +15,9 @@ Names, for study i of report["studies"] (i from 0):
     "{i}-pairwise"      Cohen's kappa between every two readers (two readers or more)
     "{i}-further-{key}" grading agreement on real and synthetic images, per
                         further choice question
+    "{i}-sources"       per synthetic source: reader-averaged accuracy (paired)
+                        or AUC and sensitivity (mixed) with 95% intervals, and
+                        the test of equal sources (two sources or more)
 
 and, for the report of an iMRMC file (imrmc.mrmc_report), "mrmc-roc".
 
@@ -58,6 +61,8 @@ def report_figures(report: dict) -> dict[str, str]:
             figures[f"{i}-position"] = position_plot(study)
         if len(study.get("pairwise", {}).get("readers", [])) >= 2:
             figures[f"{i}-pairwise"] = kappa_heatmap(study)
+        if study.get("sources"):
+            figures[f"{i}-sources"] = sources_plot(study)
         for question in study.get("further_questions", []):
             if question.get("kind") == "choice":
                 figures[f"{i}-further-{question['question']}"] = grading_plot(question)
@@ -500,6 +505,69 @@ def grading_plot(question: dict) -> str:
         f"(between readers); n as shown. Categories {', '.join(question['categories'])}; "
         f"image source: {question.get('source_basis') or 'not defined'}."
     )
+    svg.height = svg.caption(bottom + 40, lines) + 8
+    return svg.render(" ".join(lines))
+
+
+# --- synthetic sources -------------------------------------------------------------------
+
+
+SOURCE_ROWS = {"paired": (("mrmc_accuracy", "accuracy"),), "mixed": (("mrmc_auc", "AUC"), ("mrmc_sensitivity", "sensitivity"))}
+
+
+def sources_plot(study: dict) -> str:
+    """Per source, the Obuchowski-Rockette single-treatment estimate with its 95% t
+    interval (random readers and cases, the source's own cases), and the F test."""
+    sources = study["sources"]
+    kinds = SOURCE_ROWS[study["design"]]
+    rows = [(entry["source"], label, entry[key]) for key, label in kinds for entry in sources["per_source"]]
+    colours = {name: (list(PALETTE.values())[:3] + list(EXTRA_COLOURS))[k % 8]
+               for k, name in enumerate(sources["names"])}
+    label_w, plot_w, value_w = 210, 340, 300
+    row_h = 20
+    width = label_w + plot_w + value_w
+    svg = _Svg(width, f"{study['study']}: synthetic sources compared")
+    svg.text(8, 18, f"Synthetic sources compared ({study['study']}, {study['design']} design)", weight="bold")
+    top = 34
+    bottom = top + row_h * len(rows) + 6
+
+    def x(value: float) -> float:
+        return label_w + value * plot_w
+
+    svg.line(x(0.5), top - 4, x(0.5), bottom, dash="4 3", opacity=0.7)
+    for k, (name, label, figure) in enumerate(rows):
+        y = top + row_h * k + row_h / 2
+        svg.text(8, y + 4, f"{name}: {label}")
+        colour = colours[name]
+        if figure.get("ci"):
+            svg.line(x(figure["ci"][0]), y, x(figure["ci"][1]), y, stroke=colour, width=2)
+        if figure.get("estimate") is not None:
+            svg.rect(x(figure["estimate"]) - 4, y - 4, 8, 8, fill=colour,
+                     title=f"{name} {label}: {_fmt(figure['estimate'])} {_ci(figure.get('ci'))}")
+        svg.text(label_w + plot_w + 8, y + 4,
+                 f"{_fmt(figure.get('estimate'))} {_ci(figure.get('ci'))} "
+                 f"{figure['n_readers']} readers × {figure['n']} cases", size=FONT - 1)
+    _axis_x(svg, label_w, label_w + plot_w, bottom, 0, 1, [0, 0.25, 0.5, 0.75, 1], "reader-averaged figure of merit")
+    tests = []
+    for kind, comparison in sources["comparisons"].items():
+        test = comparison.get("test")
+        label = "AUC" if kind == "auc" else kind
+        if test:
+            tests.append(f"Equal {label} across sources: F = {_fmt(test['statistic'])} on {test['df1']} and "
+                         f"{_fmt(test['df2'])} df, p = {_fmt(test['p'])} ({comparison['n_readers']} readers, "
+                         f"{comparison['n']} cases in the union).")
+        else:
+            tests.append(f"Equal {label} across sources: {comparison.get('note') or 'not defined'}.")
+    lines = [
+        "Method: per source, Obuchowski-Rockette single-treatment analysis of that source's own cases, random "
+        "readers and random cases, mean of the readers' figures with a 95% t interval (Hillis df). "
+        + ("Accuracy: proportion correct on the source's cases. " if study["design"] == "paired" else
+           "AUC: ordinal score, the source's synthetic images against all real images; sensitivity: share of "
+           "the source's synthetic images answered synthetic. ")
+        + "Unit: reader x case; n = readers x the source's cases, as shown. Dashed line: 0.5.",
+        *tests,
+        f"Design: {sources['design']}.",
+    ]
     svg.height = svg.caption(bottom + 40, lines) + 8
     return svg.render(" ".join(lines))
 

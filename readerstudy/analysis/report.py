@@ -46,6 +46,8 @@ method, unit and n):
                       {method, unit, n, n_readers, estimate (odds ratio per 100
                       readings), ci, log_odds (per 100 readings), se,
                       statistic, df, p, note}
+      sources         only when the study's synthetic cases name two or more
+                      sources (the tidy column source); see "sources" below
       further_questions  one dict per further question (sorted by key):
                       question, kind ("choice" or "text"), n_answers,
                       n_readers, n_cases, n_repeat_readings, n_with_reference;
@@ -96,8 +98,9 @@ method, unit and n):
 
     mrmc (study level, all readers):
       treatments      the treatment labels (one: every synthetic image together)
-      comparison      None while the rows name a single synthetic source, with
-                      comparison_note saying so
+      comparison      None; comparison_note says whether the rows name no
+                      source, one, or several (then the comparison is in
+                      studies[].sources)
       accuracy        figure_of_merit, n, n_readers, note, and one figure per
                       analysis: random_readers_random_cases (t, Hillis df),
                       fixed_readers_random_cases (z, df None),
@@ -105,6 +108,37 @@ method, unit and n):
                       estimate, se, df, ci, statistic and p testing 0.5
       auc             mixed designs: the same for the reader-averaged AUC; None
                       for paired designs
+
+    sources (two or more synthetic sources; sources are the treatments of an
+    Obuchowski-Rockette analysis with cases nested in sources, see mrmc.py):
+      names           the sources, sorted
+      basis, design   what a source is; how cases relate to sources in this
+                      design (paired: nested, so the covariance between sources
+                      is zero by construction; mixed: synthetic cases nested,
+                      real cases shared)
+      n_readers, n_unnamed (synthetic cases naming no source: left out), note
+      per_source      [{source, n_cases (of the source; mixed: its synthetic
+                      cases), n_answers, and
+                        paired: accuracy (proportion correct on the source's
+                                cases, answers pooled: as group accuracy, with
+                                binomial_p), mrmc_accuracy
+                        mixed:  sensitivity (answers pooled), mrmc_sensitivity,
+                                mrmc_auc (the source's synthetic cases against
+                                every real case)
+                      }]; mrmc_*: Obuchowski-Rockette single-treatment analysis
+                      of the source's own cases alone, random readers and
+                      cases: method, unit, n (the source's cases read by every
+                      reader), n_readers, estimate, se, df, ci, statistic and p
+                      (t test of 0.5; None for sensitivity, whose chance level
+                      is not 0.5), note
+      comparisons     paired {accuracy}; mixed {sensitivity, auc}: each
+                      figure_of_merit, method, unit, n (cases in the union),
+                      n_readers, n_per_source, treatments, test {statistic,
+                      df1, df2 (Hillis), p} (F test of equal figures; None
+                      when not defined), differences [{label ("a - b"), method,
+                      unit, n, n_readers, estimate, se, df, ci, statistic, p,
+                      note}], covariances {var_error, cov1, cov2, cov3, ms_t,
+                      ms_tr}, note
 
 Intervals are [low, high] lists at 95%, except ci90 (the TOST interval).
 """
@@ -119,7 +153,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .mrmc import ORResult, delong_auc, obuchowski_rockette, obuchowski_rockette_proportion, roc_points
+from .mrmc import (
+    ORResult,
+    delong_auc,
+    obuchowski_rockette,
+    obuchowski_rockette_proportion,
+    ragged_obuchowski_rockette,
+    ragged_obuchowski_rockette_proportion,
+    roc_points,
+)
 from .regression import clustered_logit
 from .stats import (
     LEVEL,
@@ -226,6 +268,56 @@ COMPARISON_NOTE = (
     "the answers name no synthetic source (generator), so sources are not compared; "
     "with several, each becomes a treatment of the same analysis"
 )
+ONE_SOURCE_NOTE = "every synthetic image named comes from one source ({}), so there is nothing to compare"
+SEVERAL_SOURCES_NOTE = (
+    "the synthetic images come from {} sources ({}); the figures here pool them; "
+    "each source alone and the comparison between them are under sources"
+)
+SOURCE_BASIS = (
+    "the tidy column source: the generator that made the case's synthetic image; "
+    "a case belongs to one source"
+)
+SOURCE_DESIGN = {
+    "paired": (
+        "cases are nested in sources (each case's synthetic image comes from one source), not crossed with them: "
+        "a source's figure uses only its own cases, so the jackknife covariance between two sources is zero by "
+        "construction (Cov1 = Cov3 = 0) and the comparison rests on each source's own case variance"
+    ),
+    "mixed": (
+        "synthetic cases are nested in sources and the real cases are shared: a source's sensitivity uses only its "
+        "own synthetic cases (covariance between sources zero by construction), its AUC ranks its own synthetic "
+        "cases against all real cases, so the shared real cases carry the covariance between sources' AUCs"
+    ),
+}
+SOURCE_POOLED = {
+    "accuracy": "proportion correct on the cases of this source; Clopper-Pearson and Wilson 95% intervals; exact "
+                "two-sided binomial test of accuracy = 0.5" + POOLED_CAVEAT,
+    "sensitivity": "share of this source's synthetic images answered synthetic; Clopper-Pearson and Wilson 95% "
+                   "intervals" + POOLED_CAVEAT,
+}
+SOURCE_FOM = {
+    "accuracy": "proportion correct per reader on the cases of the source",
+    "sensitivity": "sensitivity per reader (share of the source's synthetic images answered synthetic)",
+    "auc": "trapezoidal AUC per reader of the ordinal score, the source's synthetic images (positive) against "
+           "all real images",
+}
+SOURCE_SINGLE_METHOD = (
+    "Obuchowski-Rockette single-treatment analysis of this source alone (its own cases: {cases}), random readers "
+    "and random cases: reader mean of the {fom}, jackknife covariances over its cases, Hillis df, t 95% interval{test}"
+)
+SOURCE_COMPARISON_METHOD = (
+    "Obuchowski-Rockette comparison of sources as treatments, random readers and random cases: {fom}; cases nested "
+    "in sources, so each source's figure uses its own cases ({cases}) and the jackknife leaves out each case of the "
+    "union in turn (a case outside a source's set leaves its figure unchanged), covariances from these "
+    "leave-one-out values over the union; F test of equal figures with Hillis denominator df; differences with "
+    "t 95% intervals on the same df"
+)
+SOURCE_CASES = {
+    "accuracy": "the cases of the source",
+    "sensitivity": "the synthetic cases of the source",
+    "auc": "the synthetic cases of the source and every real case",
+}
+SENSITIVITY_NO_TEST = "no test against 0.5: chance sensitivity is 1 - specificity, not 0.5; compare sources instead"
 
 
 def build_report(
@@ -273,12 +365,14 @@ class _Matrix:
         self.score = np.full(shape, np.nan)
         self.position = np.zeros(shape, dtype=np.int64)
         self.truth = np.full(len(self.cases), -1, dtype=np.int8)  # mixed: 1 synthetic
+        self.source = np.full(len(self.cases), "", dtype=object)  # synthetic source ("" real or not named)
         for row in rows:
             i, j = reader_index[row.reader], case_index[row.case]
             self.correct[i, j] = row.correct
             self.position[i, j] = row.position
             synthetic = row.answer == "synthetic" if design == "mixed" else bool(row.correct)
             self.category[i, j] = int(synthetic)
+            self.source[j] = row.source
             if design == "mixed":
                 self.truth[j] = int(row.truth == "synthetic")
                 if row.confidence is not None:
@@ -305,7 +399,8 @@ def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, 
         by_reader[row.reader].append(row)
         by_specialty[row.specialty].append(row)
     max_position = max((row.position for row in all_rows), default=0)
-    return {
+    names = sorted({source for source in matrix.source if source})
+    out = {
         "study": name,
         "design": design,
         "question": QUESTION[design],
@@ -327,7 +422,7 @@ def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, 
                 for reader in readers
             ),
         ],
-        "mrmc": _mrmc(matrix, design),
+        "mrmc": _mrmc(matrix, design, names),
         "agreement": _agreement(matrix, design, bootstrap, seed),
         "pairwise": _pairwise(matrix, design),
         "intra_reader": _intra_reader(main_pairs, design),
@@ -335,6 +430,9 @@ def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, 
         "position": _position(matrix, max_position),
         "further_questions": _further_questions(first, pairs, rows, design, bootstrap, seed, questions),
     }
+    if len(names) >= 2:
+        out["sources"] = _sources(matrix, design, names)
+    return out
 
 
 # --- groups -------------------------------------------------------------------------
@@ -536,13 +634,19 @@ def _t_equivalence(estimate: float, se: float, df: float, margin: float, alpha: 
 # --- MRMC over all readers ----------------------------------------------------------------
 
 
-def _mrmc(matrix: _Matrix, design: str) -> dict:
+def _mrmc(matrix: _Matrix, design: str, names: Sequence[str]) -> dict:
     readers = matrix.readers
     accuracy, n, note = _accuracy_or(matrix, readers)
+    if len(names) >= 2:
+        comparison_note = SEVERAL_SOURCES_NOTE.format(len(names), ", ".join(names))
+    elif names:
+        comparison_note = ONE_SOURCE_NOTE.format(names[0])
+    else:
+        comparison_note = COMPARISON_NOTE
     out = {
         "treatments": [ONE_SOURCE],
         "comparison": None,
-        "comparison_note": COMPARISON_NOTE,
+        "comparison_note": comparison_note,
         "accuracy": _variants("accuracy", accuracy, n, len(readers), note),
         "auc": None,
     }
@@ -575,6 +679,135 @@ def _variants(kind: str, result: ORResult | None, n: int, n_readers: int, note: 
         df = single.df if single.df is not None else None
         figure.update(_single(single.estimate, single.se, df, single.ci, 0.5))
         out[name] = figure
+    return out
+
+
+# --- synthetic sources compared -----------------------------------------------------------
+
+
+def _sources(matrix: _Matrix, design: str, names: list[str]) -> dict:
+    """Per source figures and the OR comparison between sources (module docstring)."""
+    readers = matrix.readers
+    complete = (matrix.correct >= 0).all(axis=0) if readers else np.zeros(len(matrix.cases), dtype=bool)
+    synthetic = matrix.truth == 1 if design == "mixed" else np.ones(len(matrix.cases), dtype=bool)
+    real = matrix.truth == 0
+    unnamed = int((synthetic & (matrix.source == "")).sum())
+    kinds = ["accuracy"] if design == "paired" else ["sensitivity", "auc"]
+    rated = ~np.isnan(matrix.score).any(axis=0) if design == "mixed" and readers else np.zeros(len(matrix.cases),
+                                                                                                   dtype=bool)
+
+    def own(kind: str, name: str) -> np.ndarray:
+        """The cases of this source's figure of merit that every reader answered (AUC: rated)."""
+        if kind == "auc":
+            return rated & (real | (matrix.source == name))
+        return complete & (matrix.source == name)
+
+    per_source = []
+    for name in names:
+        of = matrix.source == name
+        answered = matrix.correct[:, of] >= 0
+        correct = int(matrix.correct[:, of][answered].sum())
+        pooled_kind = kinds[0]
+        result = proportion(correct, int(answered.sum()))
+        entry: dict[str, Any] = {
+            "source": name,
+            "n_cases": int(of.sum()),
+            "n_answers": int(answered.sum()),
+            pooled_kind: _proportion(result, SOURCE_POOLED[pooled_kind]),
+        }
+        if design == "paired":
+            entry[pooled_kind]["binomial_p"] = _p(binomial_test(correct, int(answered.sum())).p)
+        for kind in kinds:
+            entry[f"mrmc_{kind}"] = _source_single(matrix, kind, own(kind, name))
+        per_source.append(entry)
+    comparisons = {kind: _source_comparison(matrix, kind, names, [own(kind, name) for name in names])
+                   for kind in kinds}
+    notes = []
+    if unnamed:
+        notes.append(f"{unnamed} synthetic cases name no source: left out of the figures by source")
+    return {
+        "names": names,
+        "basis": SOURCE_BASIS,
+        "design": SOURCE_DESIGN[design],
+        "n_readers": len(readers),
+        "n_unnamed": unnamed,
+        "per_source": per_source,
+        "comparisons": comparisons,
+        "note": "; ".join(notes) or None,
+    }
+
+
+def _source_single(matrix: _Matrix, kind: str, cases: np.ndarray) -> dict:
+    readers = matrix.readers
+    test = "; t test of AUC = 0.5" if kind == "auc" else "" if kind == "sensitivity" else \
+        "; t test of accuracy = 0.5"
+    figure = {"method": SOURCE_SINGLE_METHOD.format(cases=SOURCE_CASES[kind], fom=SOURCE_FOM[kind], test=test),
+              "unit": "reader x case", "n": int(cases.sum()), "n_readers": len(readers)}
+    empty = {"estimate": None, "se": None, "df": None, "ci": None, "statistic": None, "p": None}
+    note = _source_undefined(matrix, kind, [cases])
+    if note:
+        return {**figure, **empty, "note": note}
+    if kind == "auc":
+        result = obuchowski_rockette(matrix.score[:, cases][None], matrix.truth[cases].astype(int), readers=readers)
+    else:
+        result = obuchowski_rockette_proportion(matrix.correct[:, cases][None], readers=readers)
+    single = result.random_readers_random_cases.treatments[0]
+    out = {**figure, **_single(single.estimate, single.se, single.df, single.ci, 0.5)}
+    if kind == "sensitivity":
+        out.update({"statistic": None, "p": None, "note": "; ".join(filter(None, [out["note"], SENSITIVITY_NO_TEST]))})
+    return out
+
+
+def _source_undefined(matrix: _Matrix, kind: str, sets: Sequence[np.ndarray]) -> str | None:
+    if len(matrix.readers) < 2:
+        return "not defined: needs at least two readers"
+    for cases in sets:
+        if kind == "auc":
+            truth = matrix.truth[cases]
+            if min((truth == 1).sum(), (truth == 0).sum()) < 2:
+                return "not defined: needs two synthetic and two real cases rated by every reader, per source"
+        elif cases.sum() < 2:
+            return "not defined: needs at least two cases read by every reader, per source"
+    return None
+
+
+def _source_comparison(matrix: _Matrix, kind: str, names: list[str], sets: list[np.ndarray]) -> dict:
+    union = np.any(sets, axis=0)
+    figure = {"method": SOURCE_COMPARISON_METHOD.format(fom=SOURCE_FOM[kind], cases=SOURCE_CASES[kind]),
+              "unit": "reader x case", "n": int(union.sum()), "n_readers": len(matrix.readers)}
+    out: dict[str, Any] = {"figure_of_merit": SOURCE_FOM[kind], **figure,
+                           "n_per_source": {name: int(cases.sum()) for name, cases in zip(names, sets)},
+                           "treatments": list(names), "test": None, "differences": [], "covariances": None}
+    note = _source_undefined(matrix, kind, sets)
+    if note:
+        return {**out, "note": note}
+    values = matrix.score if kind == "auc" else matrix.correct.astype(float)
+    member = np.array(sets)[:, union]  # (sources, union cases)
+    cube = np.where(member[:, None, :], values[None, :, union], np.nan)
+    if kind == "auc":
+        result = ragged_obuchowski_rockette(cube, matrix.truth[union].astype(int), treatments=names,
+                                            readers=matrix.readers)
+    else:
+        result = ragged_obuchowski_rockette_proportion(cube, treatments=names, readers=matrix.readers)
+    analysis = result.random_readers_random_cases
+    test = analysis.test
+    notes = []
+    if test.df2 is not None and math.isfinite(test.df2) and math.isfinite(test.statistic):
+        out["test"] = {"statistic": _r(test.statistic), "df1": test.df1, "df2": _r(test.df2), "p": _p(test.p)}
+    else:
+        notes.append("F test not defined: no variation between readers and no case covariance")
+    for difference in analysis.differences:
+        entry = {"label": difference.label, **figure, "estimate": _r(difference.estimate)}
+        if difference.se > 0 and difference.df is not None and math.isfinite(difference.df):
+            entry.update({"se": _r(difference.se), "df": _r(difference.df), "ci": _interval(difference.ci),
+                          "statistic": _r(difference.statistic), "p": _p(difference.p), "note": None})
+        else:
+            entry.update({"se": _r(difference.se), "df": None, "ci": None, "statistic": None, "p": None,
+                          "note": "no interval: no variation between readers or cases"})
+        out["differences"].append(entry)
+    out["covariances"] = {"var_error": _r(result.var_error), "cov1": _r(result.cov1), "cov2": _r(result.cov2),
+                          "cov3": _r(result.cov3), "ms_t": _r(result.ms_t), "ms_tr": _r(result.ms_tr)}
+    out["note"] = "; ".join(notes) or None
     return out
 
 
@@ -863,7 +1096,6 @@ def _further(key: str, rows: list[AnswerRow], repeats: list[tuple[AnswerRow, Ans
         for name, idx in strata.items()
     ]
     if design == "mixed":
-        idx = np.arange(len(cases))
         out["distribution"].append({"source": "all", "n": int(answers.sum()),
                                     "answers": answers.sum(axis=0).astype(int).tolist(),
                                     "reference": reference_counts.sum(axis=0).astype(int).tolist()})

@@ -23,6 +23,15 @@ confidence        main question of a mixed study: 1-5, empty when not asked;
 served_at         ISO 8601 UTC time the case was served, e.g. 2025-01-06T09:00:00.250Z
 answered_at       ISO 8601 UTC time the answer was received
 reading_ms        client-measured reading time in milliseconds
+source            the synthetic source (generator, e.g. a GAN checkpoint or a
+                  CT-projection simulator) that made the case's synthetic
+                  image: in a paired study the synthetic image of the pair, in
+                  a mixed study the image shown when it is synthetic; empty
+                  for a mixed-design case showing a real image, and empty when
+                  not recorded. Optional when reading: a file without this
+                  last column reads as source "" everywhere; write_csv always
+                  writes it. The report compares sources when a study's
+                  synthetic cases name two or more (report.py, "sources").
 
 Times are kept as the ISO 8601 text (checked to be UTC) so that a row
 round-trips through CSV unchanged; utc_text formats a datetime.
@@ -36,7 +45,8 @@ the repeats, which only intra-reader agreement uses.
 AnswerRow checks a single row; check_rows checks what must hold across rows
 (one design per study, one specialty per reader, at most two readings of a
 case per reader and question and never two at one position, one truth per
-case and question in a mixed study). read_csv does both and names the line.
+case and question in a mixed study, one source per case of a study, whatever
+the question and reader). read_csv does both and names the line.
 """
 
 from __future__ import annotations
@@ -51,8 +61,9 @@ import numpy as np
 
 COLUMNS = (
     "study", "design", "reader", "specialty", "years_experience", "case", "position", "question",
-    "truth", "answer", "correct", "confidence", "served_at", "answered_at", "reading_ms",
+    "truth", "answer", "correct", "confidence", "served_at", "answered_at", "reading_ms", "source",
 )
+OPTIONAL_COLUMNS = ("source",)  # may be missing (as the last column) from files written before it existed
 DESIGNS = ("paired", "mixed")
 SPECIALTIES = ("radiologist", "orthopaedic_surgeon", "other")
 QUESTION = {"paired": "which_is_synthetic", "mixed": "real_or_synthetic"}
@@ -80,6 +91,7 @@ class AnswerRow:
     served_at: str
     answered_at: str
     reading_ms: int
+    source: str = ""
 
     def __post_init__(self) -> None:
         for name in _TEXT:
@@ -105,6 +117,8 @@ class AnswerRow:
             _one_of("answer", self.answer, CATEGORIES[self.design])
             if self.design == "paired" and self.confidence is not None:
                 raise ValueError("confidence must be empty in a paired design")
+            if self.design == "mixed" and self.truth == "real" and self.source:
+                raise ValueError(f"source must be empty for a real image (mixed design), got {self.source!r}")
         else:
             if self.question in QUESTION.values():
                 raise ValueError(f"question {self.question!r} is not asked in a {self.design} design")
@@ -138,10 +152,14 @@ class AnswerRow:
 
     @classmethod
     def from_record(cls, record: Mapping[str, str]) -> AnswerRow:
-        """Parse CSV strings; raises ValueError naming the column."""
+        """Parse CSV strings; raises ValueError naming the column. A missing
+        optional column (OPTIONAL_COLUMNS) reads as empty."""
         values: dict[str, object] = {}
         for field in fields(cls):
-            text = record[field.name].strip()
+            text = record.get(field.name, "" if field.name in OPTIONAL_COLUMNS else None)
+            if text is None:
+                raise ValueError(f"column {field.name!r} is missing")
+            text = text.strip()
             try:
                 values[field.name] = _PARSERS.get(field.name, str)(text)
             except ValueError as error:
@@ -181,7 +199,8 @@ def utc_text(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-_TEXT = ("study", "design", "reader", "specialty", "case", "question", "truth", "answer", "served_at", "answered_at")
+_TEXT = ("study", "design", "reader", "specialty", "case", "question", "truth", "answer", "served_at", "answered_at",
+         "source")
 _WHOLE = ("position", "correct", "reading_ms")
 _OPTIONAL_WHOLE = ("years_experience", "confidence")
 _PARSERS = {
@@ -201,6 +220,7 @@ def check_rows(rows: Sequence[AnswerRow], lines: Sequence[int] | None = None) ->
     answered: dict[tuple[str, str, str, str], list[int]] = {}
     positions: set[tuple[str, str, str, int]] = set()
     case_truth: dict[tuple[str, str, str], str] = {}
+    case_source: dict[tuple[str, str], str] = {}
     for number, row in enumerate(rows, start=1):
         def where() -> str:
             place = f"line {lines[number - 1]}" if lines is not None else f"row {number}"
@@ -229,6 +249,11 @@ def check_rows(rows: Sequence[AnswerRow], lines: Sequence[int] | None = None) ->
         truth_key = (row.study, row.case, row.question)
         if row.design == "mixed" and case_truth.setdefault(truth_key, row.truth) != row.truth:
             raise TidyFormatError(f"{where()}: case has truth {case_truth[truth_key]!r} for another reader")
+        if case_source.setdefault((row.study, row.case), row.source) != row.source:
+            raise TidyFormatError(
+                f"{where()}: case has source {row.source!r} here and {case_source[row.study, row.case]!r} in another "
+                "row (a case's synthetic image comes from one source)"
+            )
 
 
 def write_csv(rows: Iterable[AnswerRow], out: TextIO) -> None:
@@ -249,8 +274,11 @@ def read_csv(source: TextIO) -> list[AnswerRow]:
         raise TidyFormatError(f"line 1: {error}") from None
     if header:
         header[0] = header[0].removeprefix("\ufeff")  # a byte-order mark left by spreadsheet programs
-    if tuple(header) != COLUMNS:
-        missing = [c for c in COLUMNS if c not in header]
+    columns = COLUMNS
+    if tuple(header) == COLUMNS[: -len(OPTIONAL_COLUMNS)]:
+        columns = tuple(header)  # written before the optional columns existed
+    if tuple(header) != columns:
+        missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
         extra = [c for c in header if c not in COLUMNS]
         detail = "; ".join(
             part for part in (
@@ -266,10 +294,10 @@ def read_csv(source: TextIO) -> list[AnswerRow]:
             line = reader.line_num
             if not cells:
                 continue
-            if len(cells) != len(COLUMNS):
-                raise TidyFormatError(f"line {line}: expected {len(COLUMNS)} fields, found {len(cells)}")
+            if len(cells) != len(columns):
+                raise TidyFormatError(f"line {line}: expected {len(columns)} fields, found {len(cells)}")
             try:
-                rows.append(AnswerRow.from_record(dict(zip(COLUMNS, cells))))
+                rows.append(AnswerRow.from_record(dict(zip(columns, cells))))
             except ValueError as error:
                 raise TidyFormatError(f"line {line}: {error}") from None
             lines.append(line)
@@ -317,6 +345,7 @@ def simulate_rows(
     drift: float = 0.0,
     grade: str | None = None,
     grade_noise: tuple[float, float] = (0.5, 0.5),
+    sources: Mapping[str, float] | None = None,
 ) -> list[AnswerRow]:
     """A simulated study for tests, benchmarks and demonstrations.
 
@@ -338,6 +367,11 @@ def simulate_rows(
                  every case has a reference grade 0-4 and readers answer the
                  reference plus normal noise, rounded and clipped to 0-4, with
                  standard deviation grade_noise = (real, synthetic)
+    sources      synthetic source name -> change in every reader's probability
+                 of a correct answer on that source's images (0 for none;
+                 the sum is clipped to 0..1). Synthetic images are dealt to the
+                 sources in turn, in case order (paired: every case; mixed:
+                 the synthetic cases), and the rows name them in `source`
     """
     _one_of("design", design, DESIGNS)
     if grade is not None and design != "mixed":
@@ -349,6 +383,14 @@ def simulate_rows(
     cases = [f"c{i + 1:04d}" for i in range(n_cases)]
     case_truth = rng.permutation(np.arange(n_cases) % 2)  # mixed: 1 = synthetic
     reference_grade = extra.integers(0, 5, n_cases) if grade is not None else None
+    case_source = [""] * n_cases
+    shift = np.zeros(n_cases)
+    if sources:
+        names = list(sources)
+        shown = [i for i in range(n_cases) if design == "paired" or case_truth[i] == 1]
+        for k, case_index in enumerate(shown):
+            case_source[case_index] = names[k % len(names)]
+            shift[case_index] = float(sources[names[k % len(names)]])
     first, second = CATEGORIES[design]
     rows = []
     for reader_index, (reader, (specialty, accuracy)) in enumerate(readers.items()):
@@ -358,9 +400,9 @@ def simulate_rows(
             rank = np.empty(n_cases)
             rank[order] = np.arange(n_cases) / max(n_cases - 1, 1)
             logit = np.log(accuracy / (1 - accuracy)) + drift * (rank - 0.5)
-            correct = draws < 1 / (1 + np.exp(-logit))
+            correct = draws < np.clip(1 / (1 + np.exp(-logit)) + shift, 0, 1)
         else:
-            correct = draws < accuracy
+            correct = draws < (np.clip(accuracy + shift, 0, 1) if sources else accuracy)
         sides = rng.integers(0, 2, n_cases)
         confidence = np.where(correct, rng.integers(3, 6, n_cases), rng.integers(1, 4, n_cases))
         reading_ms = rng.integers(1500, 9000, n_cases)
@@ -373,7 +415,7 @@ def simulate_rows(
             is_correct, conf, side = bool(correct[case_index]), int(confidence[case_index]), sides[case_index]
             if repeat:
                 if extra.random() >= consistency:
-                    is_correct = bool(extra.random() < accuracy)
+                    is_correct = bool(extra.random() < min(max(accuracy + shift[case_index], 0), 1))
                 conf = int(extra.integers(3, 6) if is_correct else extra.integers(1, 4))
                 side = int(extra.integers(0, 2))
             truth_index = side if design == "paired" else case_truth[case_index]
@@ -385,6 +427,7 @@ def simulate_rows(
                 study=study, design=design, reader=reader, specialty=specialty,
                 years_experience=5 + reader_index % 20, case=cases[case_index], position=position,
                 served_at=utc_text(served), answered_at=utc_text(answered), reading_ms=ms,
+                source=case_source[case_index],
             )
             rows.append(AnswerRow(
                 **common, question=QUESTION[design], truth=truth, answer=answer, correct=int(answer == truth),
