@@ -5,32 +5,15 @@ Screenshots land in test-artifacts/ for a person to look at.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from readerstudy.studies.models import Answer, Study
+from tests.browsing import launch, log_in, require_chromium, screenshot
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-if not Path(CHROMIUM).exists():
-    if os.getenv("REQUIRE_BROWSER"):
-        raise RuntimeError("REQUIRE_BROWSER is set but Debian's chromium is not installed (apt-get install chromium)")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser tests skipped", allow_module_level=True)
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls below are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+require_chromium()
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -38,7 +21,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -51,21 +34,6 @@ def demo(settings, tmp_path):
         user.set_password("pw-" + user.username)
         user.save()
     return {study.design: study for study in Study.objects.all()}
-
-
-def screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def log_in(context, live_server, username: str):
-    page = context.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-" + username)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
 
 
 def wait_for_case(page, position: int, total: int) -> None:
@@ -160,5 +128,5 @@ def test_reader_finishes_both_demo_studies(browser, live_server, demo):
     page = log_in(context, live_server, "analyst")
     page.goto(f"{live_server.url}/studies/{paired.pk}/report/")
     page.wait_for_selector("text=Cohen")
-    screenshot(page, "analyst-report")
+    screenshot(page, "analyst-report", full_page=True)
     context.close()

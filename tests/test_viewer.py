@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -21,24 +19,12 @@ from PIL import Image as PILImage
 
 from readerstudy.archive.encoding import encode_png
 from readerstudy.studies.models import Answer
+from tests.browsing import launch, log_in, require_chromium, screenshot
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
 
-if not Path(CHROMIUM).exists():
-    if os.getenv("REQUIRE_BROWSER"):
-        raise RuntimeError("REQUIRE_BROWSER is set but Debian's chromium is not installed (apt-get install chromium)")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser tests skipped", allow_module_level=True)
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls below are still synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+require_chromium()
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -46,24 +32,14 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 
 
-def screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
 def open_study(browser, live_server, username: str, study, viewport=(1280, 800)):
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    page = context.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-" + username)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page = log_in(context, live_server, username)
     page.goto(f"{live_server.url}/studies/{study.pk}/read/")
     page.wait_for_selector("#reader.shown")
     return context, page

@@ -2,7 +2,6 @@
 
 import json
 import re
-import uuid
 
 import pytest
 from django.core.exceptions import ValidationError

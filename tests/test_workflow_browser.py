@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from readerstudy.studies.models import Answer, Question
-from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, CHROMIUM, screenshot  # noqa: F401  (skips without chromium)
+from tests.browsing import launch, log_in, require_chromium, screenshot
+
+require_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -15,14 +17,8 @@ def page(live_server, readers):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", "rad")
-        page.fill("#id_password", "pw-rad")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        yield page
+        browser = launch(playwright)
+        yield log_in(browser.new_context(viewport={"width": 1280, "height": 800}), live_server, "rad")
         browser.close()
 
 
