@@ -3,4 +3,4 @@
 Pure PyTorch + numpy; never imports Django so it runs standalone on a GPU box.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

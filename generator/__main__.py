@@ -1,4 +1,6 @@
-"""Command line: python -m generator {train,sample,render-ct} ..."""
+"""Command line: python -m generator {train,sample,evaluate,render-ct} ...
+
+Multi-GPU training: `torchrun --nproc_per_node N -m generator train ...`."""
 
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from .images import make_grid, save_png
 
 # CLI flag -> config field. Flags default to None so that, on --resume, only the flags
 # actually given override the configs stored in the checkpoint.
-_GENERATOR_FLAGS = {"resolution": int, "latent_dim": int, "base_width": int, "max_width": int, "num_classes": int}
+_GENERATOR_FLAGS = {"resolution": int, "latent_dim": int, "base_width": int, "max_width": int, "num_classes": int,
+                    "mapping_layers": int}
 _TRAINING_FLAGS = {
     "steps": int, "batch_size": int, "lr_g": float, "lr_d": float, "ema_decay": float, "r1_gamma": float,
-    "r1_every": int, "checkpoint_every": int, "sample_every": int, "seed": int,
+    "r1_every": int, "checkpoint_every": int, "sample_every": int, "seed": int, "augment": str,
 }
 
 
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--resume", action="store_true", help="continue from OUT/training-latest.safetensors")
     train.add_argument("--device", help="cuda, cpu, cuda:1, ... (default: CUDA when available)")
     train.add_argument("--fp32-release", action="store_true", help="store release weights as fp32, not fp16")
+    train.add_argument("--arch", dest="architecture", choices=("dcgan", "stylegan2"),
+                       help="network (default dcgan; stylegan2 also switches to its optimiser/R1/augment defaults)")
+    train.add_argument("--no-mixed-precision", action="store_true", help="fp32 on CUDA instead of bf16 autocast")
+    train.add_argument("--time-limit", type=float, help="stop (and save) after this many seconds")
     for name, kind in (_GENERATOR_FLAGS | _TRAINING_FLAGS).items():
         train.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
 
@@ -42,23 +49,91 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--label", type=int)
     sample.add_argument("--truncation", type=float, default=1.0)
     sample.add_argument("--grid", type=int, metavar="N", help="write an 8-bit grid of seeds SEED..SEED+N-1")
-    sample.add_argument("--out", type=Path, required=True, help="PNG to write")
+    sample.add_argument("--count", type=int, metavar="N",
+                        help="write N 16-bit PNGs (seeds SEED..SEED+N-1) and provenance.jsonl into the folder OUT")
+    sample.add_argument("--out", type=Path, required=True, help="PNG to write (a folder with --count)")
     sample.add_argument("--device")
 
+    evaluate = commands.add_parser("evaluate", help="fidelity of a checkpoint against a folder of real images")
+    evaluate.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT)
+    evaluate.add_argument("--real", type=Path, required=True, help="folder of real images")
+    evaluate.add_argument("--count", type=int, default=400, help="synthetic images (seeds 0..count-1)")
+    evaluate.add_argument("--truncation", type=float, default=1.0)
+    evaluate.add_argument("--steps", type=int, default=300, help="training steps of the feature net and classifier")
+    evaluate.add_argument("--privacy-screen", type=Path, help="also report how many samples this screen refuses")
+    evaluate.add_argument("--json", type=Path, help="also write the figures here")
+    evaluate.add_argument("--device")
+
+    screen = commands.add_parser("privacy-screen", help="build the privacy screen of a training set")
+    screen.add_argument("--train", type=Path, required=True, help="the training images")
+    screen.add_argument("--heldout", type=Path, required=True, help="real images NOT trained on, for calibration")
+    screen.add_argument("--resolution", type=int, default=DEMO_RESOLUTION)
+    screen.add_argument("--quantile", type=float, default=0.99)
+    screen.add_argument("--out", type=Path, required=True, help="e.g. CHECKPOINT-stem.privacy.safetensors")
+
     render = commands.add_parser("render-ct", help="render a folder of radiographs from a CT (default: demo CT)")
-    render.add_argument("--ct", type=Path, help="NIfTI CT in HU (default: the demo chest CT)")
+    render.add_argument("--ct", type=Path, help="NIfTI CT in HU, or a folder of one DICOM series (default: the demo chest CT)")
     render.add_argument("--out", type=Path, required=True)
     render.add_argument("--count", type=int, default=DEMO_ARCHIVE_COUNT)
     render.add_argument("--size", type=int, default=DEMO_RESOLUTION)
     render.add_argument("--seed", type=int, default=DEMO_ARCHIVE_SEED)
 
     args = parser.parse_args(argv)
-    return {"train": _train, "sample": _sample, "render-ct": _render}[args.command](args)
+    return {"train": _train, "sample": _sample, "evaluate": _evaluate, "privacy-screen": _privacy_screen,
+            "render-ct": _render}[args.command](args)
+
+
+def _read_folder(folder: Path, resolution: int):
+    import numpy as np
+
+    from .data import ImageFolderDataset
+
+    images, _ = ImageFolderDataset(folder, resolution).load_all()
+    return ((images[:, 0].numpy() + 1.0) / 2.0).astype(np.float32)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .metrics import evaluate
+    from .sampling import SampleRequest, Sampler
+
+    sampler = Sampler(args.checkpoint, device=args.device)
+    real = _read_folder(args.real, sampler.config.resolution)
+    classes = sampler.config.num_classes
+    requests = [SampleRequest(s, s % classes if classes else None, args.truncation) for s in range(args.count)]
+    fake = np.stack([r.pixels for r in sampler.sample(requests)])
+    figures = {"checkpoint": args.checkpoint.name, "real": str(args.real), "truncation": args.truncation,
+               **evaluate(real, fake, feature_steps=args.steps, c2st_steps=args.steps)}
+    if args.privacy_screen:
+        from .privacy import PrivacyScreen
+
+        screen = PrivacyScreen.load(args.privacy_screen)
+        scores = screen.scores(fake)
+        figures["privacy"] = {"screen": args.privacy_screen.name, "refused": int((scores > screen.threshold).sum()),
+                              "checked": len(scores), "max_score": round(float(scores.max()), 4),
+                              "median_score": round(float(np.median(scores)), 4)}
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+def _privacy_screen(args: argparse.Namespace) -> int:
+    from .privacy import PrivacyScreen
+
+    screen = PrivacyScreen.build(_read_folder(args.train, args.resolution), _read_folder(args.heldout, args.resolution),
+                                 quantile=args.quantile)
+    path = screen.save(args.out)
+    print(f"wrote {path} and {path.with_suffix('.json').name}: pixel threshold {screen.pixel_threshold:.5f}, "
+          f"feature threshold {screen.feature_threshold:.5f}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from .checkpoints import load_checkpoint
-    from .train import TRAINING_CHECKPOINT, train
+    from .train import STYLEGAN2_DEFAULTS, TRAINING_CHECKPOINT, train
 
     gen_config, train_config = GeneratorConfig(), TrainingConfig()
     if args.resume:
@@ -67,14 +142,20 @@ def _train(args: argparse.Namespace) -> int:
             raise SystemExit("the checkpoint to resume is not a training checkpoint")
         gen_config, train_config = state.config, state.training.config
     given = {k: v for k, v in vars(args).items() if v is not None}
+    if not args.resume and given.get("architecture") == "stylegan2":
+        train_config = dataclasses.replace(train_config, **STYLEGAN2_DEFAULTS)
+    if "architecture" in given:
+        gen_config = dataclasses.replace(gen_config, architecture=given["architecture"])
     gen_config = dataclasses.replace(gen_config, **{k: given[k] for k in _GENERATOR_FLAGS if k in given})
     train_config = dataclasses.replace(train_config, **{k: given[k] for k in _TRAINING_FLAGS if k in given})
     if args.fp32_release:
         train_config = dataclasses.replace(train_config, release_fp16=False)
+    if args.no_mixed_precision:
+        train_config = dataclasses.replace(train_config, mixed_precision=False)
 
     started = time.perf_counter()
     result = train(args.data, args.out, gen_config, train_config, labels_csv=args.labels, resume=args.resume,
-                   device=args.device)
+                   device=args.device, time_limit_s=args.time_limit)
     print(f"trained to step {result.step} in {time.perf_counter() - started:.0f} s; "
           f"release: {result.release}; resumable: {result.training}")
     return 0
@@ -84,12 +165,23 @@ def _sample(args: argparse.Namespace) -> int:
     from .sampling import SampleRequest, Sampler
 
     sampler = Sampler(args.checkpoint, device=args.device)
+    classes = sampler.config.num_classes
+    if args.count is not None:
+        from .production import write_samples
+
+        requests = [
+            SampleRequest(seed, args.label if args.label is not None or not classes else seed % classes, args.truncation)
+            for seed in range(args.seed, args.seed + args.count)
+        ]
+        started = time.perf_counter()
+        paths = write_samples(sampler, requests, args.out)
+        print(f"wrote {len(paths)} images to {args.out} in {time.perf_counter() - started:.1f} s")
+        return 0
     if args.grid is None:
         result = sampler.sample_one(args.seed, args.label, args.truncation)
         save_png(result.pixels, args.out, bits=16)
         print(json.dumps(result.provenance, indent=2))
         return 0
-    classes = sampler.config.num_classes
     requests = [
         SampleRequest(seed, args.label if args.label is not None or not classes else seed % classes, args.truncation)
         for seed in range(args.seed, args.seed + args.grid)

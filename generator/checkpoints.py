@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .config import GeneratorConfig, TrainingConfig
-from .networks import Discriminator, Generator
+from .networks import build_discriminator, build_generator
 
 FORMAT = "readerstudy-generator"
 FORMAT_VERSION = "1"
@@ -133,7 +133,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(f"{path.name}: invalid generator_config: {exc}") from exc
 
     generator = _section(tensors, "generator/")
-    _check_weights(path, "generator", generator, Generator, config)
+    _check_weights(path, "generator", generator, build_generator, config)
     training = None
     if kind == "training":
         try:
@@ -148,8 +148,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path.name}: incomplete training checkpoint: {exc}") from exc
-        _check_weights(path, "G", training.g, Generator, config)
-        _check_weights(path, "D", training.d, Discriminator, config)
+        _check_weights(path, "G", training.g, build_generator, config)
+        _check_weights(path, "D", training.d, build_discriminator, config)
     return Checkpoint(kind=kind, config=config, generator=generator, metadata=metadata, training=training)
 
 
@@ -175,7 +175,7 @@ def _check_safetensors_magic(path: Path) -> None:
 
 
 def _check_weights(
-    path: Path, what: str, weights: Mapping[str, torch.Tensor], network: type[torch.nn.Module], config: GeneratorConfig
+    path: Path, what: str, weights: Mapping[str, torch.Tensor], network: Any, config: GeneratorConfig
 ) -> None:
     """The stored config must describe exactly the stored tensors (names and shapes)."""
     with torch.device("meta"):

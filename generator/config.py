@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
-ARCHITECTURES = ("dcgan",)
+ARCHITECTURES = ("dcgan", "stylegan2")
 
 _T = TypeVar("_T", bound="_JsonConfig")
 
@@ -44,6 +44,11 @@ class GeneratorConfig(_JsonConfig):
 
     Channel widths: the last (full-resolution) stage has `base_width` channels, and each
     halving of resolution doubles it, capped at `max_width`.
+
+    `architecture` picks the networks: "dcgan" (generator/networks.py) or "stylegan2"
+    (generator/stylegan2.py). `mapping_layers` is the depth of the StyleGAN2 mapping
+    network (z -> w, w has latent_dim features); DCGAN ignores it. Fields added later get
+    defaults, so configs stored by older checkpoints still load unchanged.
     """
 
     architecture: str = "dcgan"
@@ -52,14 +57,15 @@ class GeneratorConfig(_JsonConfig):
     base_width: int = 16
     max_width: int = 256
     num_classes: int = 0  # 0 = unconditional
+    mapping_layers: int = 8
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         r = self.resolution
-        if not (32 <= r <= 256 and r & (r - 1) == 0):
-            raise ValueError(f"resolution must be a power of 2 in 32..256, got {r}")
-        for name in ("latent_dim", "base_width", "max_width"):
+        if not (32 <= r <= 1024 and r & (r - 1) == 0):
+            raise ValueError(f"resolution must be a power of 2 in 32..1024, got {r}")
+        for name in ("latent_dim", "base_width", "max_width", "mapping_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
         if self.num_classes < 0:
@@ -82,6 +88,8 @@ class TrainingConfig(_JsonConfig):
     sample_every: int = 500
     seed: int = 0
     release_fp16: bool = True  # halves the release file; sampling upcasts to fp32
+    augment: str = ""  # DiffAugment policy, e.g. "translation,cutout,brightness,contrast"; "" = none
+    mixed_precision: bool = True  # bf16 autocast on CUDA (ignored on CPU)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "r1_every", "checkpoint_every", "sample_every"):
@@ -91,3 +99,6 @@ class TrainingConfig(_JsonConfig):
             raise ValueError("ema_decay must be in [0, 1)")
         if len(self.betas) != 2:
             raise ValueError("betas must be a pair")
+        unknown = {p for p in self.augment.split(",") if p} - {"translation", "cutout", "brightness", "contrast"}
+        if unknown:
+            raise ValueError(f"unknown augmentations {sorted(unknown)}")

@@ -10,12 +10,16 @@ from pathlib import Path
 
 from .physics import find_demo_ct, render_archive
 
-DEMO_RESOLUTION = 128
+DEMO_RESOLUTION = 256
 DEMO_ARCHIVE_COUNT = 400
 DEMO_ARCHIVE_SEED = 1000
-DEMO_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo-dcgan.safetensors"
+DEMO_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo-stylegan2.safetensors"
 
 
-def build_demo_archive(out_dir: str | Path) -> list[Path]:
-    """Render the demo archive: DEMO_ARCHIVE_COUNT 16-bit PNGs of the demo chest CT."""
-    return render_archive(find_demo_ct(), out_dir, DEMO_ARCHIVE_COUNT, DEMO_RESOLUTION, DEMO_ARCHIVE_SEED)
+def build_demo_archive(out_dir: str | Path, count: int = DEMO_ARCHIVE_COUNT) -> list[Path]:
+    """Render the demo archive: 16-bit PNGs of the demo chest CT.
+
+    ``count`` below DEMO_ARCHIVE_COUNT renders the first images of the training
+    archive (the same seeds), which is what the site's demo uses to be ready in minutes.
+    """
+    return render_archive(find_demo_ct(), out_dir, count, DEMO_RESOLUTION, DEMO_ARCHIVE_SEED)

@@ -81,3 +81,21 @@ class Discriminator(nn.Module):
                 raise ValueError("this discriminator is conditional: labels are required")
             logit = logit + (self.embed(labels) * h).sum(dim=1)
         return logit
+
+
+def build_generator(config: GeneratorConfig) -> nn.Module:
+    """The generator that config.architecture names."""
+    if config.architecture == "stylegan2":
+        from .stylegan2 import StyleGAN2Generator
+
+        return StyleGAN2Generator(config)
+    return Generator(config)
+
+
+def build_discriminator(config: GeneratorConfig) -> nn.Module:
+    """The discriminator that matches build_generator(config)."""
+    if config.architecture == "stylegan2":
+        from .stylegan2 import StyleGAN2Discriminator
+
+        return StyleGAN2Discriminator(config)
+    return Discriminator(config)

@@ -1,6 +1,7 @@
 """CT -> frontal radiograph projection renderer (the demo's stand-in for a real archive).
 
 Model, per image:
+0. The CT is a NIfTI file or a folder holding one DICOM series (load_ct).
 1. HU -> linear attenuation mu = MU_WATER * (1 + HU/1000), clamped at 0, on a volume
    average-pooled to roughly the detector pixel size (that is what makes it fast).
 2. A random rigid pose (small rotations about all three axes, translations) applied by
@@ -97,15 +98,67 @@ def find_demo_ct() -> Path:
 
 
 def load_ct(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Read a NIfTI CT as float32 HU in RAS orientation, with its voxel spacing in mm."""
+    """Read a CT as float32 HU in RAS orientation, with its voxel spacing in mm.
+
+    `path` is a NIfTI file, or a folder holding one DICOM series (see load_dicom_series).
+    """
     import nibabel as nib  # only CT reading needs it; GPU training boxes may not have it
 
-    image = nib.as_closest_canonical(nib.load(str(path)))
-    hu = np.asarray(image.get_fdata(dtype=np.float32))
+    image = load_dicom_series(path) if Path(path).is_dir() else nib.load(str(path))
+    image = nib.as_closest_canonical(image)
+    hu = np.ascontiguousarray(image.get_fdata(dtype=np.float32))
     if hu.ndim != 3:
         raise ValueError(f"{path}: expected a 3-D volume, got shape {hu.shape}")
     spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
     return hu, spacing  # type: ignore[return-value]
+
+
+def load_dicom_series(folder: str | Path):
+    """A folder of single-frame DICOM slices of one series -> a nibabel Nifti1Image in HU.
+
+    Slices are ordered by their position along the slice normal; pixel values go
+    through RescaleSlope/RescaleIntercept; the affine comes from ImageOrientationPatient,
+    PixelSpacing and the slice positions, converted from DICOM's LPS to NIfTI's RAS.
+    Files that are not DICOM are skipped; several series in one folder are refused.
+    """
+    import nibabel as nib
+    import pydicom
+
+    slices = []
+    for file in sorted(Path(folder).iterdir()):
+        if not file.is_file():
+            continue
+        try:
+            ds = pydicom.dcmread(file)
+        except pydicom.errors.InvalidDicomError:
+            continue
+        if "ImagePositionPatient" in ds and "PixelData" in ds:
+            slices.append(ds)
+    if len(slices) < 2:
+        raise ValueError(f"{folder}: expected a DICOM series of at least 2 slices, found {len(slices)}")
+    if len({str(ds.get("SeriesInstanceUID", "")) for ds in slices}) > 1:
+        raise ValueError(f"{folder}: holds more than one DICOM series")
+    orientation = np.asarray(slices[0].ImageOrientationPatient, dtype=np.float64)
+    row_dir, col_dir = orientation[:3], orientation[3:]
+    normal = np.cross(row_dir, col_dir)
+    slices.sort(key=lambda ds: float(np.dot(np.asarray(ds.ImagePositionPatient, dtype=np.float64), normal)))
+    positions = np.stack([np.asarray(ds.ImagePositionPatient, dtype=np.float64) for ds in slices])
+    steps = np.diff(positions @ normal)
+    if steps.min() <= 0 or steps.max() - steps.min() > 0.01 * steps.mean() + 1e-3:
+        raise ValueError(f"{folder}: slices are not evenly spaced")
+    row_spacing, col_spacing = (float(v) for v in slices[0].PixelSpacing)  # between rows, between columns
+    volume = np.stack([
+        ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+        for ds in slices
+    ])  # (slice, row, column)
+    # Voxel index (i = column, j = row, k = slice) -> LPS mm, then LPS -> RAS.
+    affine = np.eye(4)
+    affine[:3, 0] = row_dir * col_spacing
+    affine[:3, 1] = col_dir * row_spacing
+    affine[:3, 2] = (positions[-1] - positions[0]) / (len(slices) - 1)
+    affine[:3, 3] = positions[0]
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    return nib.Nifti1Image(np.ascontiguousarray(volume.transpose(2, 1, 0)), affine)
 
 
 def attenuation_volume(hu: np.ndarray, spacing: tuple[float, float, float], voxel_mm: float = 2.0) -> AttenuationVolume:

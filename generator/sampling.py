@@ -3,18 +3,44 @@
 Determinism: each request's latent comes from its own CPU torch.Generator seeded with the
 request's seed, so it does not depend on which other requests share the batch or on the
 device. The same seed therefore gives bit-identical pixels on a repeat run on the same
-device, and (because batched kernels may sum in a different order) pixels within one
-grey level (1/255) when the request is batched with others.
+device and batch size, and (because batched kernels may sum in a different order) pixels
+within one grey level (1/255) when the request is batched with others. For StyleGAN2 the
+Sampler goes further: on CPU it runs one image per forward pass, and on CUDA it pads
+every forward pass to one fixed batch size (`pad_to`), so a seed's pixels are
+bit-identical whatever its batch mates (measured on an H100: 0 grey levels apart).
+
+StyleGAN2 checkpoints: the same seeded generator that draws z then draws the sample's
+32-bit noise key, from which every noise input is hashed on the device (see
+generator/stylegan2.py), so noise too depends on the seed alone. On CUDA the synthesis
+runs in bf16 (mapping, styles and demodulation stay fp32); on CPU everything is fp32 and
+modulation uses one grouped convolution per layer (faster there).
 
 Truncation: DCGAN latents are standard normal, whose mean is 0, so truncating towards
 the mean latent is simply z * truncation (1 = no truncation, 0 = the mean image).
+StyleGAN2 truncates w towards the requested class's average w (stored in the checkpoint).
+
+Concurrency: `Sampler.sample` runs one forward pass per chunk of up to `max_batch`
+requests. `BatchingSampler` wraps a Sampler with a worker thread so that requests from
+many threads (readers) are gathered into one forward pass; its `sample` stays synchronous.
+
+Bring your own: a path ending in .onnx is served through generator/byo.py (ONNX
+`(z, label) -> image`, latents drawn from the seed as above; truncation scales z).
+
+Privacy: with `privacy_screen=` (a generator.privacy.PrivacyScreen or the path of one),
+every image is checked against the training set before it is returned. A refused image
+is not returned: `sample` raises `PrivacyRefusal`, which names the refused seeds (and
+carries the images that passed), so the caller can ask for replacement seeds. The
+refusal count is kept in `Sampler.refused`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +50,10 @@ import torch
 
 from . import __version__
 from .checkpoints import checkpoint_sha256, load_checkpoint
-from .networks import Generator
+from .networks import build_generator
 
 MAX_SEED = 2**63 - 1
+INT_MAX = 2**31 - 1  # some CUDA kernels (NHWC bilinear upsampling) index tensors with int32
 
 
 @dataclass(frozen=True)
@@ -55,6 +82,25 @@ def latent_for_seed(seed: int, latent_dim: int) -> torch.Tensor:
     return torch.randn(latent_dim, generator=generator)
 
 
+def seed_inputs(seed: int, latent_dim: int) -> tuple[torch.Tensor, int]:
+    """A seed's latent (as latent_for_seed) and, drawn next from the same generator, its noise key."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    z = torch.randn(latent_dim, generator=generator)
+    key = int(torch.randint(0, 2**32, (1,), generator=generator, dtype=torch.int64))
+    return z, key
+
+
+class PrivacyRefusal(RuntimeError):
+    """Some requested images were refused by the privacy screen (too close to a training image)."""
+
+    def __init__(self, refused: list[SampleResult], accepted: list[SampleResult], results: list[SampleResult]) -> None:
+        self.refused, self.accepted = refused, accepted
+        self.results = results  # all of them, in request order; provenance["privacy"]["passed"] tells which
+        seeds = [r.provenance["seed"] for r in refused]
+        super().__init__(f"privacy screen refused {len(refused)} image(s), seeds {seeds}: too similar to a "
+                         "training image; request replacement seeds")
+
+
 class Sampler:
     """Loads a checkpoint once and turns SampleRequests into images.
 
@@ -64,23 +110,61 @@ class Sampler:
 
     max_batch = 64  # requests per forward pass; bounds memory for long request lists
 
-    def __init__(self, checkpoint_path: str | os.PathLike[str], device: str | torch.device | None = None) -> None:
+    def __init__(self, checkpoint_path: str | os.PathLike[str], device: str | torch.device | None = None, *,
+                 precision: str | None = None, privacy_screen: Any = None) -> None:
+        """precision: "bf16" or "fp32"; default bf16 for StyleGAN2 on CUDA, else fp32."""
         self.checkpoint_path = Path(checkpoint_path)
-        checkpoint = load_checkpoint(self.checkpoint_path)
-        self.config = checkpoint.config
         self.device = pick_device(device)
-        self.generator = Generator(self.config)
-        self.generator.load_state_dict({k: v.float() for k, v in checkpoint.generator.items()})
-        self.generator.to(self.device).eval()
+        external = self.checkpoint_path.suffix.lower() == ".onnx"  # bring your own (generator/byo.py)
+        if external:
+            from .byo import OnnxGenerator
+
+            onnx_generator = OnnxGenerator(self.checkpoint_path, self.device)
+            self.config = onnx_generator.config
+        else:
+            checkpoint = load_checkpoint(self.checkpoint_path)
+            self.config = checkpoint.config
+        self.stylegan = self.config.architecture == "stylegan2"
+        if precision is None:
+            precision = "bf16" if self.stylegan and self.device.type == "cuda" else "fp32"
+        if precision not in ("bf16", "fp32") or (precision == "bf16" and not self.stylegan):
+            raise ValueError(f"precision must be 'fp32' (or 'bf16' for StyleGAN2), got {precision!r}")
+        self.precision = precision
+        self._dtype = torch.bfloat16 if precision == "bf16" else None
+        if external:
+            self.generator = onnx_generator
+        else:
+            self.generator = build_generator(self.config)
+            self.generator.load_state_dict({k: v.float() for k, v in checkpoint.generator.items()})
+            self.generator.to(self.device).eval().requires_grad_(False)
+        self.pad_to: int | None = None
+        if self.stylegan and self.device.type == "cpu":
+            # Grouped-conv modulation, one image per forward pass: measured fastest on a
+            # 2-core CPU (bench/bench_generator.py), and trivially batch-independent.
+            self.generator.set_fused_modulation(True)
+            self.max_batch = 1
+        elif self.stylegan and self.device.type == "cuda":
+            # NHWC activations for the tensor cores, and every forward pass padded to one
+            # fixed batch size: the same kernels then run whatever the batch composition,
+            # and no kernel mixes samples, so a seed's pixels do not depend on its batch
+            # mates (bf16 rounding otherwise moves them by a few grey levels).
+            self.generator.to(memory_format=torch.channels_last)
+            self.generator.channels_last = True
+            self.max_batch = self.pad_to = max(1, min(64, INT_MAX // self.generator.max_activation_elements()))
+        self.privacy_screen = _load_screen(privacy_screen)
+        self.refused = 0
         self._provenance = {
             "checkpoint_name": self.checkpoint_path.name,
             "checkpoint_sha256": checkpoint_sha256(self.checkpoint_path),
             "architecture": self.config.architecture,
             "resolution": self.config.resolution,
             "device": str(self.device),
+            "precision": precision,
             "generator_version": __version__,
             "torch_version": torch.__version__,
         }
+        if self.stylegan:
+            self._provenance |= {"noise": "seeded-hash-v1", "truncation_centre": "class w_avg"}
 
     def sample(self, requests: Sequence[SampleRequest]) -> list[SampleResult]:
         for request in requests:
@@ -94,20 +178,53 @@ class Sampler:
                     "seed": request.seed,
                     "label": request.label,
                     "truncation": float(request.truncation),
+                    "batch_size": self.pad_to or len(chunk),
                 }
                 results.append(SampleResult(pixels=image, provenance=provenance))
+        if self.privacy_screen is not None:
+            results = self._screen(results)
         return results
 
     def sample_one(self, seed: int, label: int | None = None, truncation: float = 1.0) -> SampleResult:
         return self.sample([SampleRequest(seed, label, truncation)])[0]
 
-    def _generate(self, requests: Sequence[SampleRequest]) -> np.ndarray:
-        z = torch.stack([latent_for_seed(r.seed, self.config.latent_dim) * r.truncation for r in requests])
+    def _screen(self, results: list[SampleResult]) -> list[SampleResult]:
+        accepted, refused = [], []
+        for result in results:
+            ok, score = self.privacy_screen.check(result.pixels)
+            result.provenance["privacy"] = {"score": round(float(score), 6), "threshold": self.privacy_screen.threshold,
+                                            "passed": bool(ok)}
+            (accepted if ok else refused).append(result)
+        if refused:
+            self.refused += len(refused)
+            raise PrivacyRefusal(refused, accepted, results)
+        return accepted
+
+    def generate_tensor(self, requests: Sequence[SampleRequest]) -> torch.Tensor:
+        """The raw forward pass: (B, 1, R, R) images in [-1, 1] (unclamped) on the device."""
+        latents = [seed_inputs(r.seed, self.config.latent_dim) for r in requests]
         labels = None
         if self.config.num_classes:
             labels = torch.tensor([r.label for r in requests], dtype=torch.int64, device=self.device)
         with torch.inference_mode():
-            images = self.generator(z.to(self.device), labels)
+            if not self.stylegan:
+                z = torch.stack([z * r.truncation for (z, _), r in zip(latents, requests)])
+                return self.generator(z.to(self.device), labels)
+            z = torch.stack([z for z, _ in latents]).to(self.device)
+            keys = torch.tensor([k for _, k in latents], dtype=torch.int64, device=self.device)
+            truncation = torch.tensor([float(r.truncation) for r in requests], device=self.device)
+            count = len(requests)
+            if self.pad_to and count < self.pad_to:  # pad with copies of the first request
+                pad = self.pad_to - count
+                z = torch.cat([z, z[:1].expand(pad, -1)])
+                keys = torch.cat([keys, keys[:1].expand(pad)])
+                truncation = torch.cat([truncation, truncation[:1].expand(pad)])
+                labels = None if labels is None else torch.cat([labels, labels[:1].expand(pad)])
+            images = self.generator(z, labels, noise_keys=keys, truncation=truncation, dtype=self._dtype)
+            return images[:count]
+
+    def _generate(self, requests: Sequence[SampleRequest]) -> np.ndarray:
+        images = self.generate_tensor(requests)
         return ((images[:, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
 
     def _validate(self, request: SampleRequest) -> None:
@@ -120,3 +237,97 @@ class Sampler:
                 raise ValueError(f"label must be an integer in 0..{self.config.num_classes - 1}, got {request.label!r}")
         elif request.label is not None:
             raise ValueError("this checkpoint is unconditional: label must be None")
+
+
+def _load_screen(screen: Any) -> Any:
+    if screen is None or hasattr(screen, "check"):
+        return screen
+    from .privacy import PrivacyScreen
+
+    return PrivacyScreen.load(screen)
+
+
+class BatchingSampler:
+    """Gathers requests from many threads into shared forward passes.
+
+    `submit` returns a Future at once; a worker thread takes whatever requests are
+    waiting (up to `sampler.max_batch`, waiting at most `max_wait_s` for more once it
+    has one) and runs them as one batch. `sample` is synchronous: it submits its
+    requests and waits for them. Results equal `Sampler.sample`'s up to the batch
+    composition (see the module docstring: bit-identical for the same batch, within one
+    grey level otherwise). A privacy refusal fails only the refused request's future.
+    """
+
+    def __init__(self, sampler: Sampler, max_wait_s: float = 0.005) -> None:
+        self.sampler = sampler
+        self.max_wait_s = max_wait_s
+        self.batches = 0  # forward passes run, for monitoring
+        self._queue: queue.Queue[tuple[SampleRequest, Future] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="generator-batching", daemon=True)
+        self._thread.start()
+
+    @property
+    def config(self):  # noqa: ANN201 - same as the wrapped sampler's
+        return self.sampler.config
+
+    def submit(self, request: SampleRequest) -> Future:
+        self.sampler._validate(request)  # fail the caller at once, not the whole batch
+        future: Future = Future()
+        self._queue.put((request, future))
+        return future
+
+    def sample(self, requests: Sequence[SampleRequest]) -> list[SampleResult]:
+        futures = [self.submit(r) for r in requests]
+        return [f.result() for f in futures]
+
+    def sample_one(self, seed: int, label: int | None = None, truncation: float = 1.0) -> SampleResult:
+        return self.sample([SampleRequest(seed, label, truncation)])[0]
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> BatchingSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.sampler.max_batch:
+                try:
+                    nxt = self._queue.get(timeout=self.max_wait_s)
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run(batch)
+            if stop:
+                return
+
+    def _run(self, batch: list[tuple[SampleRequest, Future]]) -> None:
+        self.batches += 1
+        try:
+            results = self.sampler.sample([r for r, _ in batch])
+        except PrivacyRefusal as refusal:
+            for (_, future), result in zip(batch, refusal.results):
+                if result.provenance["privacy"]["passed"]:
+                    future.set_result(result)
+                else:
+                    future.set_exception(PrivacyRefusal([result], [], [result]))
+            return
+        except BaseException as exc:  # noqa: BLE001 - hand every failure to the callers
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results):
+            future.set_result(result)
+

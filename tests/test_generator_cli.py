@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
-import nibabel as nib
 import numpy as np
+import pytest
 from PIL import Image
+
+nib = pytest.importorskip("nibabel")  # not installed on every GPU box
 
 from generator.__main__ import main
 from generator.checkpoints import save_checkpoint

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
+
+nib = pytest.importorskip("nibabel")  # not installed on every GPU box
 
 from generator.physics import (
     RenderParams,
@@ -94,3 +95,52 @@ def test_demo_ct_renders_an_upright_frontal_chest():
     assert mediastinum > max(right_lung, left_lung) + 0.2
     # Head at the top: the abdomen (liver, below the diaphragm) is brighter than the lungs.
     assert image[52:60, 8:24].mean() > right_lung + 0.2
+
+
+def _write_dicom_series(folder, hu: np.ndarray, spacing: tuple[float, float, float]) -> None:
+    """An axial DICOM series of a RAS volume hu[x, y, z] (LPS in the files), shuffled on disk."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir()
+    series = generate_uid()
+    nx, ny, nz = hu.shape
+    for k in np.random.default_rng(0).permutation(nz):
+        # Rows run anterior -> posterior (+y in LPS), columns right -> left (+x in LPS).
+        pixels = hu[::-1, ::-1, k].T  # (row = y from anterior, column = x from right)
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.SeriesInstanceUID = series
+        ds.Modality = "CT"
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-(nx - 1) * spacing[0] / 2, -(ny - 1) * spacing[1] / 2, float(k * spacing[2])]
+        ds.PixelSpacing = [spacing[1], spacing[0]]
+        ds.SliceThickness = spacing[2]
+        ds.Rows, ds.Columns = pixels.shape
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelRepresentation, ds.SamplesPerPixel, ds.PhotometricInterpretation = 0, 1, "MONOCHROME2"
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelData = np.ascontiguousarray(np.round(pixels + 1024).astype(np.uint16)).tobytes()
+        ds.save_as(folder / f"slice-{k:03d}.dcm", enforce_file_format=True)
+    (folder / "README.txt").write_text("not DICOM")
+
+
+def test_dicom_series_loads_like_the_nifti(tmp_path):
+    from generator.physics import load_ct
+
+    hu = phantom_hu()
+    nifti = tmp_path / "phantom.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.diag([*SPACING, 1.0])), nifti)
+    _write_dicom_series(tmp_path / "series", hu, SPACING)
+    from_nifti, spacing_nifti = load_ct(nifti)
+    from_dicom, spacing_dicom = load_ct(tmp_path / "series")
+    assert spacing_dicom == pytest.approx(spacing_nifti)
+    assert from_dicom.shape == from_nifti.shape
+    assert np.abs(from_dicom - from_nifti).max() <= 0.5
+    volume = load_attenuation_volume(tmp_path / "series", 32)
+    assert render_projection(volume, 32, seed=3).shape == (32, 32)

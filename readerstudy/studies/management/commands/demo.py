@@ -16,6 +16,9 @@ from readerstudy.studies.generation import prepare
 from readerstudy.studies.models import Design, GeneratorCheckpoint, Study
 
 DEMO_POOL = "demo-chest"
+# The first radiographs of the generator's training archive: enough for the demo studies,
+# and rendered in about a minute (the full archive takes several).
+DEMO_REAL_IMAGES = 48
 DEMO_PEOPLE = [
     # username, role, specialty, years of experience
     ("coordinator", Role.COORDINATOR, Specialty.OTHER, 0),
@@ -73,7 +76,7 @@ class Command(BaseCommand):
         if not pool.real_images().exists():
             folder = settings.VAR_DIR / "demo" / "archive"
             self.stdout.write(f"Rendering the demo archive into {folder} (simulated from a public CT; no patient data)…")
-            paths = build_demo_archive(folder)
+            paths = build_demo_archive(folder, count=DEMO_REAL_IMAGES)
             summary = import_images(folder, pool)
             self.stdout.write(f"Imported {len(summary.imported)} of {len(paths)} rendered radiographs into pool {pool}.")
         return pool
