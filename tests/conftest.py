@@ -23,6 +23,15 @@ def image_store(settings, tmp_path):
     return store
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Heavy generator tests run on one thread: two contended threads on two cores are several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised 32x32 generator: real weights, seconds to make."""

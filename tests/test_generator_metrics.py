@@ -18,12 +18,7 @@ from generator.metrics import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def radiograph_like(n: int, size: int = 32, seed: int = 0) -> np.ndarray:

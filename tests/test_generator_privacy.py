@@ -16,12 +16,7 @@ CONFIG = GeneratorConfig(architecture="stylegan2", resolution=32, latent_dim=16,
                          mapping_layers=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def patients(n: int, seed: int) -> np.ndarray:

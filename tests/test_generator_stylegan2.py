@@ -20,12 +20,7 @@ CONFIG = GeneratorConfig(architecture="stylegan2", resolution=32, latent_dim=16,
 CONDITIONAL = GeneratorConfig(**{**CONFIG.to_dict(), "num_classes": 3})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _generator(config: GeneratorConfig = CONFIG) -> StyleGAN2Generator:

@@ -16,14 +16,7 @@ CONFIG = GeneratorConfig(resolution=32, latent_dim=16, base_width=4, max_width=1
 TRAINING = TrainingConfig(steps=4, batch_size=4, checkpoint_every=2, sample_every=2, r1_every=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy 2-core box
-    contended threads make each step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

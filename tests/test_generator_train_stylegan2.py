@@ -23,12 +23,7 @@ TRAINING = TrainingConfig(steps=4, batch_size=4, checkpoint_every=2, sample_ever
                           lr_d=2e-3, betas=(0.0, 0.99), augment="translation,cutout,brightness,contrast")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
