@@ -244,14 +244,9 @@ def obuchowski_rockette(
     Every reader reads every case in every treatment; at least two readers and
     two positive and two negative cases are needed.
     """
-    scores = _crossed(scores, "scores")
-    truth_arr = np.asarray(truth)
-    pseudo = jackknife_auc(scores, truth_arr)
-    t, r, _ = scores.shape
-    auc = np.array([[empirical_auc(scores[i, j], truth_arr) for j in range(r)] for i in range(t)])
-    return or_analysis(
-        auc, pseudo, treatments=treatments, readers=readers, alpha=alpha,
-        n_positive=int((truth_arr == 1).sum()), n_negative=int((truth_arr == 0).sum()),
+    # A crossed study is the nested one with every case in every treatment's set.
+    return ragged_obuchowski_rockette(
+        _crossed(scores, "scores"), truth, treatments=treatments, readers=readers, alpha=alpha
     )
 
 
@@ -269,15 +264,9 @@ def obuchowski_rockette_proportion(
     usual ones of means (the jackknife variance of a proportion is s^2 / c).
     Needs at least two readers and two cases, every reader reading every case.
     """
-    correct = _crossed(correct, "correct")
-    if not np.isin(correct, (0, 1)).all():
-        raise ValueError("correct must be 0 or 1")
-    c = correct.shape[2]
-    if c < 2:
-        raise ValueError("the jackknife needs at least two cases")
-    total = correct.sum(axis=2, keepdims=True)
-    pseudo = (total - correct) / (c - 1)
-    return or_analysis(correct.mean(axis=2), pseudo, treatments=treatments, readers=readers, alpha=alpha)
+    return ragged_obuchowski_rockette_proportion(
+        _crossed(correct, "correct"), treatments=treatments, readers=readers, alpha=alpha
+    )
 
 
 def _crossed(values: ArrayLike, name: str) -> np.ndarray:
