@@ -94,3 +94,14 @@ def test_readers_cannot_open_reports(make_study, readers):
     client.force_login(readers[0])
     for suffix in ("report/", "report.json", "answers.csv", "ratings.imrmc", "power/"):
         assert client.get(f"/studies/{study.pk}/{suffix}").status_code == 403
+
+
+def test_export_queries_do_not_grow_with_answers(make_study, readers, django_assert_max_num_queries):
+    from readerstudy.analysis.export import rows_for_study
+
+    study = make_study("mixed", cases=10)
+    Question.objects.create(study=study, key="kl_grade", label="KL grade", choices="0,1,2,3,4", truth_from_label=True)
+    read_everything(study, readers)
+    with django_assert_max_num_queries(6):
+        rows = rows_for_study(study)
+    assert len(rows) == 40  # 2 readers x 10 cases x 2 questions

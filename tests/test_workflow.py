@@ -121,4 +121,5 @@ def test_time_left_is_estimated_from_the_readers_own_pace(make_study, readers):
     html = page(client, study)
     assert 'data-time-limit="30"' in html
     answer(client, study, html)
-    assert study.assignments.get(reader=readers[0]).seconds_left() == 3  # 1 s a case, 3 cases left
+    assignment = study.assignments.get(reader=readers[0])
+    assert assignment.seconds_left(*assignment.progress()) == 3  # 1 s a case, 3 cases left

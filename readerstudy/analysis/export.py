@@ -26,12 +26,13 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
     profiles = {p.user_id: p for p in Profile.objects.filter(user__assignments__study=study)}
     practice = study.practice_case_count
     generator_name = study.generator.name
+    labelled = frozenset(study.questions.filter(truth_from_label=True).values_list("key", flat=True))
     rows = []
     for answer in answers:
         slot = answer.slot
         reader = slot.assignment.reader
         profile = profiles.get(reader.pk)
-        truth = slot.truth_for(answer.question)
+        truth = slot.truth_for(answer.question, labelled)
         rows.append(
             AnswerRow(
                 study=study.name,

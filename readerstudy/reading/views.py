@@ -115,7 +115,7 @@ def _case_page(request: HttpRequest, assignment: Assignment, slot: Slot) -> Http
         "done": done,
         "total": total,
         "percent": round(100 * done / total) if total else 0,
-        "seconds_left": assignment.seconds_left(),
+        "seconds_left": assignment.seconds_left(done, total),
         "back_url": reverse("review", args=[study.pk, earlier]) if earlier else "",
         # A fresh key for this rendering; a retried or double-clicked submit repeats it.
         "idempotency_key": uuid.uuid4(),

@@ -348,12 +348,13 @@ class Assignment(models.Model):
         total = self.slots.count()
         return self.slots.filter(answers__isnull=False).distinct().count(), total
 
-    def seconds_left(self) -> int | None:
+    def seconds_left(self, done: int, total: int) -> int | None:
         """Estimated reading time left: this reader's median time so far times the cases left."""
+        if done >= total:
+            return None
         answers = Answer.objects.filter(slot__assignment=self, question=self.study.question, revision=0)
         times = sorted(answers.values_list("reading_ms", flat=True))
-        done, total = self.progress()
-        if not times or done >= total:
+        if not times:
             return None
         return round(times[len(times) // 2] / 1000 * (total - done))
 
@@ -392,13 +393,15 @@ class Slot(models.Model):
             return self.synthetic_side
         return Source.SYNTHETIC if self.case.is_synthetic else Source.REAL
 
-    def truth_for(self, question: str) -> str:
-        """Reference answer to the study's question or to a further question ('' if none)."""
-        study = self.assignment.study
-        if question == study.question:
+    def truth_for(self, question: str, labelled: frozenset[str] = frozenset()) -> str:
+        """Reference answer to the study's question or to a further question ('' if none).
+
+        ``labelled`` holds the keys of the study's questions whose truth is the
+        image's class label (the caller looks them up once, not per answer).
+        """
+        if question == self.assignment.study.question:
             return self.truth
-        asked = study.questions.filter(key=question, truth_from_label=True).exists()
-        if not asked:
+        if question not in labelled:
             return ""
         label = self.case.synthetic_label if self.case.is_synthetic else self.case.real_image.origin.get("label")
         return "" if label is None else str(label)
