@@ -18,7 +18,8 @@ from readerstudy.analysis.imrmc import (
     mrmc_report,
     to_imrmc,
 )
-from readerstudy.analysis.report import build_report, ordinal_score
+from readerstudy.analysis.report import build_report
+from readerstudy.analysis.report_matrix import ordinal_score
 from readerstudy.analysis.tidy import first_readings, simulate_rows, write_csv
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "vandyke"

@@ -14,7 +14,8 @@ import pytest
 from statsmodels.stats import inter_rater
 
 from readerstudy.analysis.mrmc import delong_auc, obuchowski_rockette_proportion
-from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows, ordinal_score
+from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
+from readerstudy.analysis.report_matrix import ordinal_score
 from readerstudy.analysis.stats import category_counts, cohens_kappa, pairwise_kappa, quadratic_weighted_kappa
 from readerstudy.analysis.tidy import (
     COLUMNS,

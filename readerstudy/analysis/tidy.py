@@ -31,7 +31,7 @@ source            the synthetic source (generator, e.g. a GAN checkpoint or a
                   not recorded. Optional when reading: a file without this
                   last column reads as source "" everywhere; write_csv always
                   writes it. The report compares sources when a study's
-                  synthetic cases name two or more (report.py, "sources").
+                  synthetic cases name two or more (report_sources.py, "sources").
 
 Times are kept as the ISO 8601 text (checked to be UTC) so that a row
 round-trips through CSV unchanged; utc_text formats a datetime.
