@@ -14,6 +14,7 @@ DEMO_RESOLUTION = 256
 DEMO_ARCHIVE_COUNT = 400
 DEMO_ARCHIVE_SEED = 1000
 DEMO_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "demo-stylegan2.safetensors"
+DEMO_PRIVACY_SCREEN = DEMO_CHECKPOINT.with_name("demo-stylegan2.privacy.safetensors")
 
 
 def build_demo_archive(out_dir: str | Path, count: int = DEMO_ARCHIVE_COUNT) -> list[Path]:

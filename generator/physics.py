@@ -26,9 +26,11 @@ NIfTI works. Every random choice derives from one integer seed.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +236,76 @@ def render_archive(volume_path: str | Path, out_dir: str | Path, count: int, siz
     for i in range(count):
         paths.append(save_png(render_projection(volume, size, seed + i), out / f"demo-{i:04d}.png"))
     return paths
+
+
+def volume_sha256(path: str | Path) -> str:
+    """Fingerprint of a CT: its file's SHA-256, or for a DICOM folder, of its files' names and hashes."""
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.is_file())
+    else:
+        raise FileNotFoundError(f"no CT at {path}")
+    digest = hashlib.sha256()
+    for file in files:
+        if path.is_dir():
+            digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class ProjectionSampler:
+    """The renderer behind the Sampler interface (generator/sampling.py), as a synthetic source.
+
+    A request's seed picks the pose, exposure and noise (RenderParams.random); labels are
+    refused (a CT has no class) and truncation, a GAN notion, does not apply. Images are
+    rendered at `size`, the size the site presents, so nothing is resampled afterwards.
+    """
+
+    def __init__(self, volume_path: str | Path, size: int) -> None:
+        from . import __version__
+
+        self.volume_path = Path(volume_path)
+        self.volume = load_attenuation_volume(self.volume_path, size)
+        self.size = size
+        self.config = PhysicsConfig(resolution=size)
+        self._provenance = {
+            "architecture": self.config.architecture,
+            "volume_name": self.volume_path.name,
+            "volume_sha256": volume_sha256(self.volume_path),
+            "resolution": size,
+            "projection": "parallel-beam",
+            "generator_version": __version__,
+            "torch_version": torch.__version__,
+        }
+
+    def sample(self, requests: Sequence) -> list:
+        from .sampling import SampleResult, validate_seed
+
+        results = []
+        for request in requests:
+            validate_seed(request.seed)
+            if request.label is not None:
+                raise ValueError("the CT renderer makes no classes: label must be None")
+            params = RenderParams.random(request.seed)
+            pixels = render_projection(self.volume, self.size, request.seed, params)
+            results.append(SampleResult(pixels, self._provenance | {"seed": request.seed, "render": asdict(params)}))
+        return results
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    """What a caller of ProjectionSampler needs to know, shaped like a generator's config."""
+
+    resolution: int
+    num_classes: int = 0
+    architecture: str = "ct-projection"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def _project(volume: AttenuationVolume, size: int, field_mm: float, params: RenderParams) -> torch.Tensor:

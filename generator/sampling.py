@@ -4,10 +4,11 @@ Determinism: each request's latent comes from its own CPU torch.Generator seeded
 request's seed, so it does not depend on which other requests share the batch or on the
 device. The same seed therefore gives bit-identical pixels on a repeat run on the same
 device and batch size, and (because batched kernels may sum in a different order) pixels
-within one grey level (1/255) when the request is batched with others. For StyleGAN2 the
-Sampler goes further: on CPU it runs one image per forward pass, and on CUDA it pads
-every forward pass to one fixed batch size (`pad_to`), so a seed's pixels are
-bit-identical whatever its batch mates (measured on an H100: 0 grey levels apart).
+within one grey level (1/255) when the request is batched with others. The Sampler goes
+further where it can: on CPU it runs one image per forward pass (every architecture), and
+for StyleGAN2 on CUDA it pads every forward pass to one fixed batch size (`pad_to`), so a
+seed's pixels are bit-identical whatever its batch mates (measured on an H100: 0 grey
+levels apart). DCGAN and ONNX models on CUDA batch freely (within one grey level).
 
 StyleGAN2 checkpoints: the same seeded generator that draws z then draws the sample's
 32-bit noise key, from which every noise input is hashed on the device (see
@@ -30,7 +31,9 @@ Privacy: with `privacy_screen=` (a generator.privacy.PrivacyScreen or the path o
 every image is checked against the training set before it is returned. A refused image
 is not returned: `sample` raises `PrivacyRefusal`, which names the refused seeds (and
 carries the images that passed), so the caller can ask for replacement seeds. The
-refusal count is kept in `Sampler.refused`.
+refusal count is kept in `Sampler.refused`. `replacement_seed(seed, attempt)` is the
+agreed sequence of replacements, so a screened image is as reproducible as any other: it
+is the first of seed, replacement_seed(seed, 1), ... that the screen passes.
 """
 
 from __future__ import annotations
@@ -67,6 +70,21 @@ class SampleRequest:
 class SampleResult:
     pixels: np.ndarray  # float32 HxW in [0, 1]
     provenance: dict[str, Any]
+
+
+def validate_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+
+
+def replacement_seed(seed: int, attempt: int) -> int:
+    """The seed to try after `attempt` refusals by the privacy screen (attempt 0: the seed itself).
+
+    Derived by hashing, not by counting up, so replacements of nearby seeds do not collide.
+    """
+    if attempt == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, attempt]).generate_state(1, dtype=np.uint64)[0] >> 33)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -138,11 +156,14 @@ class Sampler:
             self.generator.load_state_dict({k: v.float() for k, v in checkpoint.generator.items()})
             self.generator.to(self.device).eval().requires_grad_(False)
         self.pad_to: int | None = None
-        if self.stylegan and self.device.type == "cpu":
-            # Grouped-conv modulation, one image per forward pass: measured fastest on a
-            # 2-core CPU (bench/bench_generator.py), and trivially batch-independent.
-            self.generator.set_fused_modulation(True)
+        if self.device.type == "cpu":
+            # One image per forward pass: a seed's pixels then never depend on its batch
+            # mates, so a study's stored images rebuild bit for bit. For StyleGAN2 with
+            # grouped-conv modulation this is also the fastest on a 2-core CPU
+            # (bench/bench_generator.py).
             self.max_batch = 1
+            if self.stylegan:
+                self.generator.set_fused_modulation(True)
         elif self.stylegan and self.device.type == "cuda":
             # NHWC activations for the tensor cores, and every forward pass padded to one
             # fixed batch size: the same kernels then run whatever the batch composition,
@@ -228,8 +249,7 @@ class Sampler:
         return ((images[:, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
 
     def _validate(self, request: SampleRequest) -> None:
-        if isinstance(request.seed, bool) or not isinstance(request.seed, int) or not 0 <= request.seed <= MAX_SEED:
-            raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {request.seed!r}")
+        validate_seed(request.seed)
         if not (math.isfinite(request.truncation) and 0.0 <= request.truncation <= 1.0):
             raise ValueError(f"truncation must be in [0, 1], got {request.truncation!r}")
         if self.config.num_classes:

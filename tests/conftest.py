@@ -81,9 +81,9 @@ def pool(db, real_folder):
 
 @pytest.fixture
 def checkpoint(db, tiny_checkpoint):
-    from readerstudy.studies.models import GeneratorCheckpoint
+    from readerstudy.studies.models import Generator
 
-    return GeneratorCheckpoint.objects.create(name="tiny", path=str(tiny_checkpoint))
+    return Generator.objects.create(name="tiny", path=str(tiny_checkpoint))
 
 
 def make_user(username: str, role=Role.READER, specialty=Specialty.RADIOLOGIST, years: int = 5) -> User:
@@ -104,8 +104,9 @@ def make_study(pool, checkpoint, readers):
 
     def make(design: str = "paired", cases: int = 10, seed: int = 1234, **fields) -> Study:
         study = Study.objects.create(
-            name=f"{design}-{seed}", design=design, pool=pool, generator=checkpoint, case_count=cases, seed=seed, is_open=True, **fields
+            name=f"{design}-{seed}", design=design, pool=pool, case_count=cases, seed=seed, is_open=True, **fields
         )
+        study.generators.set([checkpoint])
         prepare(study)
         for reader in readers:
             study.assign(reader)

@@ -19,19 +19,8 @@ from generator.physics import (
     render_projection,
 )
 
-SPACING = (6.0, 6.0, 6.0)
-
-
-def phantom_hu() -> np.ndarray:
-    """A 288 x 240 x 288 mm chest-like phantom in HU, RAS axes: an elliptic water body,
-    two air-filled lungs either side, and a bone spine behind the midline."""
-    x, y, z = np.meshgrid(*(((np.arange(n) - (n - 1) / 2) * 6.0) for n in (48, 40, 48)), indexing="ij")
-    hu = np.full(x.shape, -1000.0, np.float32)
-    hu[(x / 130) ** 2 + (y / 100) ** 2 <= 1] = 40.0
-    for side in (-65, 65):
-        hu[((x - side) / 45) ** 2 + (y / 70) ** 2 + ((z - 20) / 90) ** 2 <= 1] = -800.0
-    hu[x**2 + (y + 70) ** 2 <= 15**2] = 1000.0
-    return hu
+from tests.synthetic import PHANTOM_SPACING as SPACING  # noqa: E402
+from tests.synthetic import phantom_hu  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -514,6 +514,7 @@ def test_grading_kappas_by_image_source(full):
     (grade,) = report["studies"][0]["further_questions"]
     assert grade["kind"] == "choice" and grade["categories"] == ["0", "1", "2", "3", "4"]
     assert grade["n_repeat_readings"] == 30 * len(FULL_READERS)
+    assert grade["source_basis"].startswith("image source of the case: the truth")  # not the generator column
     first, _ = first_readings(rows)
     source = {row.case: row.truth for row in first if row.is_main}
     graded = [row for row in first if row.question == "kl_grade"]

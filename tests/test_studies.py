@@ -11,6 +11,12 @@ from readerstudy.studies.generation import generate_pending
 from readerstudy.studies.models import Case, Study
 from readerstudy.studies.rebuild import rebuild_differences
 
+
+def new_study(pool, generator, **fields) -> Study:
+    study = Study.objects.create(**{"design": "paired", "pool": pool, **fields})
+    study.generators.set([generator])
+    return study
+
 pytestmark = pytest.mark.django_db
 
 
@@ -57,9 +63,9 @@ def test_mixed_study_has_the_configured_ratio(make_study):
 
 def test_same_seed_draws_the_same_study(make_study, pool, checkpoint):
     first = make_study("paired", cases=8, seed=77)
-    second = Study(name="again", design="paired", pool=pool, generator=checkpoint, case_count=8, seed=77)
+    second = new_study(pool, checkpoint, name="again", case_count=8, seed=77)
     assert second.draw() == first.draw()
-    third = Study(name="other", design="paired", pool=pool, generator=checkpoint, case_count=8, seed=78)
+    third = new_study(pool, checkpoint, name="other", case_count=8, seed=78)
     assert third.draw() != first.draw()
 
 
@@ -86,7 +92,7 @@ def test_synthetic_images_are_cached_by_how_they_were_made(make_study):
 
 
 def test_readers_wait_until_every_synthetic_image_is_ready(pool, checkpoint):
-    study = Study.objects.create(name="s", design="paired", pool=pool, generator=checkpoint, case_count=4)
+    study = new_study(pool, checkpoint, name="s", case_count=4)
     study.build_cases()
     assert not study.is_ready()
     generate_pending(study)
@@ -94,7 +100,7 @@ def test_readers_wait_until_every_synthetic_image_is_ready(pool, checkpoint):
 
 
 def test_too_many_cases_for_the_pool_is_a_clear_error(pool, checkpoint):
-    study = Study(name="big", design="paired", pool=pool, generator=checkpoint, case_count=1000)
+    study = new_study(pool, checkpoint, name="big", case_count=1000)
     with pytest.raises(ValidationError, match="needs 1000 real images"):
         study.draw()
 
@@ -110,7 +116,7 @@ def test_generator_smaller_than_presentation_is_refused(pool, checkpoint):
     pool.presentation_size = 64
     pool.save()
     with pytest.raises(ValidationError, match="upscaled"):
-        Study(name="x", design="paired", pool=pool, generator=checkpoint).clean()
+        new_study(pool, checkpoint, name="x").draw()
 
 
 def test_repeated_cases_come_later_for_intra_reader_agreement(make_study, readers):
@@ -123,3 +129,30 @@ def test_repeated_cases_come_later_for_intra_reader_agreement(make_study, reader
         sides = list(assignment.slots.order_by("position").values_list("synthetic_side", flat=True))
         first_sides = [sides[indexes.index(i)] for i in range(8)]
         assert first_sides.count("left") == 4
+
+
+def test_coordinator_configures_prepares_and_opens_a_study_in_the_admin(client, pool, checkpoint, readers):
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("coord", password="pw-coord")
+    client.login(username="coord", password="pw-coord")
+    assert client.get("/admin/studies/study/add/").status_code == 200
+    form = {
+        "name": "Pelvis fidelity", "design": "paired", "pool": pool.pk, "generators": [checkpoint.pk], "seed": 99,
+        "case_count": 6, "synthetic_fraction": 0.5, "truncation": 1.0, "equivalence_margin": 0.1,
+        "practice_case_count": 1, "blank_ms": 300, "break_every": 0, "repeat_count": 0, "instructions": "",
+        "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
+        "assignments-TOTAL_FORMS": 2, "assignments-INITIAL_FORMS": 0,
+        "assignments-0-reader": readers[0].pk, "assignments-1-reader": readers[1].pk,
+    }
+    response = client.post("/admin/studies/study/add/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    study = Study.objects.get(name="Pelvis fidelity")
+    assert study.sources() == [checkpoint]
+    assert {a.seed for a in study.assignments.all()} == {study.reader_seed(r) for r in readers}
+
+    client.post("/admin/studies/study/", {"action": "prepare_and_open", "_selected_action": [study.pk]})
+    study.refresh_from_db()
+    assert study.is_open and study.is_ready() and study.cases.count() == 7
+    assert all(a.slots.count() == 7 for a in study.assignments.all())
+    assert rebuild_differences(study) == []

@@ -20,12 +20,11 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
     answers = (
         Answer.objects.filter(slot__assignment__study=study, slot__case__is_practice=False)
         .filter(revision=Subquery(latest))
-        .select_related("slot__case__real_image", "slot__assignment__reader", "slot__assignment__study__generator")
+        .select_related("slot__case__real_image", "slot__case__generator", "slot__assignment__reader", "slot__assignment__study")
         .order_by("slot__assignment__reader__username", "slot__position", "question")
     )
     profiles = {p.user_id: p for p in Profile.objects.filter(user__assignments__study=study)}
     practice = study.practice_case_count
-    generator_name = study.generator.name
     labelled = frozenset(study.questions.filter(truth_from_label=True).values_list("key", flat=True))
     rows = []
     for answer in answers:
@@ -51,7 +50,7 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
                 answered_at=utc_text(answer.answered_at),
                 reading_ms=answer.reading_ms,
                 # Which generator made the case's synthetic image (a real image in a mixed study has none).
-                source=generator_name if study.design == "paired" or slot.case.is_synthetic else "",
+                source=slot.case.generator.name if slot.case.generator_id else "",
             )
         )
     return rows

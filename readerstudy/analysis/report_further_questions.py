@@ -16,7 +16,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .report_format import _kappa_figure, _r
-from .report_sources import SOURCE_BASIS
 from .stats import LEVEL, kappa_arrays, ordered_categories, quadratic_weighted_kappa
 from .tidy import AnswerRow
 
@@ -36,6 +35,9 @@ QWK_INTRA_METHOD = (
 )
 DIFFERENCE_UNDEFINED = "not defined: needs a defined kappa on both real and synthetic images"
 SOURCES = ("real", "synthetic")
+
+# Grading is split into real and synthetic images by the case's truth, not by which generator made it.
+IMAGE_SOURCE_BASIS = "image source of the case: the truth of its real_or_synthetic answer"
 
 
 def _further_questions(first: list[AnswerRow], pairs: list[tuple[AnswerRow, AnswerRow]], main: list[AnswerRow],
@@ -101,12 +103,8 @@ def _further(key: str, rows: list[AnswerRow], repeats: list[tuple[AnswerRow, Ans
         repeats = [(a, b) for a, b in repeats if a.answer != "" and b.answer != ""]
     if len(categories) < 2:
         notes.append("fewer than two categories: kappa not defined")
-    # source_basis prints the sources section's SOURCE_BASIS (the tidy column source). It was meant to
-    # read "image source of the case: the truth of its real_or_synthetic answer", but when report.py
-    # was one module a later SOURCE_BASIS, for the sources section, replaced that one. Kept as printed
-    # so the JSON is unchanged.
     out.update({"categories": categories, "scores": scores, "category_basis": basis,
-                "source_basis": SOURCE_BASIS if design == "mixed" else None})
+                "source_basis": IMAGE_SOURCE_BASIS if design == "mixed" else None})
     index = {category: i for i, category in enumerate(categories)}
     k = len(categories)
     cases = sorted({row.case for row in rows})

@@ -34,7 +34,8 @@ def report(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _study_for_analyst(request, study_id)
     report = _report(study)
     figures = {name: mark_safe(svg) for name, svg in report_figures(report).items()}  # escaped when built
-    return render(request, "analysis/study_report.html", {"study": study, "report": report, "figures": figures})
+    context = {"study": study, "report": report, "figures": figures, "sources": study.sources(), "privacy": study.privacy_summary()}
+    return render(request, "analysis/study_report.html", context)
 
 
 @login_required

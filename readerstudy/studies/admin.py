@@ -1,16 +1,40 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
-from readerstudy.studies.generation import prepare
-from readerstudy.studies.models import Answer, Assignment, Case, GeneratorCheckpoint, Question, Study
+from readerstudy.studies.generation import GenerationError, prepare
+from readerstudy.studies.models import Answer, Assignment, Case, Generator, Question, Study
 
 
-@admin.register(GeneratorCheckpoint)
-class GeneratorCheckpointAdmin(admin.ModelAdmin):
-    list_display = ["name", "path", "sha256", "created_at"]
-    readonly_fields = ["sha256", "config"]
+@admin.register(Generator)
+class GeneratorAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "path", "privacy_screen", "sha256", "created_at"]
+    list_filter = ["kind"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Studies and cached images name the generator by its files' hashes: register a new one instead.
+        fixed = ["kind", "path", "privacy_screen"] if obj else []
+        return fixed + ["sha256", "privacy_sha256", "config"]
+
+
+class StudyForm(forms.ModelForm):
+    class Meta:
+        model = Study
+        exclude = ["readers"]  # readers are added in the assignments below, each with their own seed
+
+    def clean(self):
+        cleaned = super().clean()
+        study, generators = self.instance, list(cleaned.get("generators") or [])
+        if study.pk and study.cases.exists() and {g.pk for g in generators} != {g.pk for g in study.sources()}:
+            raise ValidationError("cases are already drawn: the generators can no longer change")
+        if "pool" in cleaned and cleaned["pool"] is not None:
+            study.pool = cleaned["pool"]
+        study.label = cleaned.get("label")
+        for problem in study.source_problems(generators):
+            self.add_error("generators", problem)
+        return cleaned
 
 
 class QuestionInline(admin.TabularInline):
@@ -30,10 +54,19 @@ class AssignmentInline(admin.TabularInline):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ["name", "design", "pool", "generator", "case_count", "is_open", "created_at"]
+    form = StudyForm
+    list_display = ["name", "design", "pool", "sources", "case_count", "is_open", "created_at"]
     list_filter = ["design", "is_open"]
     inlines = [QuestionInline, AssignmentInline]
-    readonly_fields = ["planning"]
+    readonly_fields = ["planning", "privacy"]
+
+    @admin.display(description="Synthetic sources")
+    def sources(self, study: Study) -> str:
+        return ", ".join(g.name for g in study.sources())
+
+    @admin.display(description="Privacy screen")
+    def privacy(self, study: Study) -> str:
+        return study.privacy_summary() or "no generator of this study has a privacy screen"
 
     @admin.display(description="Planning and results")
     def planning(self, study: Study) -> str:
@@ -61,6 +94,9 @@ class StudyAdmin(admin.ModelAdmin):
             except ValidationError as error:
                 self.message_user(request, f"{study}: {'; '.join(error.messages)}", messages.ERROR)
                 continue
+            except GenerationError as error:
+                self.message_user(request, f"{study}: {error}", messages.ERROR)
+                continue
             for assignment in study.assignments.select_related("reader"):
                 study.assign(assignment.reader)
             study.is_open = True
@@ -74,7 +110,7 @@ class StudyAdmin(admin.ModelAdmin):
 
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
-    list_display = ["study", "index", "real_image", "synthetic_image", "synthetic_seed"]
+    list_display = ["study", "index", "real_image", "synthetic_image", "generator", "synthetic_seed", "privacy_refusals"]
     list_filter = ["study"]
     readonly_fields = [f.name for f in Case._meta.fields]
 

@@ -26,38 +26,77 @@ def new_seed() -> int:
     return secrets.randbits(62)
 
 
-class GeneratorCheckpoint(models.Model):
-    """A trained generator the site may sample from, identified by its file's hash."""
+class Generator(models.Model):
+    """A synthetic source the site may draw images from, identified by its file's hash.
 
-    name = models.SlugField(max_length=100, unique=True)
-    path = models.CharField(max_length=500, help_text="safetensors file; relative paths are looked up in CHECKPOINT_DIRS")
+    Three kinds (generator/sources.py): a GAN we trained (safetensors checkpoint), a
+    generator trained elsewhere (ONNX), or the physics renderer of a CT volume. A GAN
+    trained on patients should carry its privacy screen (the ``.privacy.safetensors``
+    file ``python -m generator privacy-screen`` writes): candidates too similar to a
+    training image are then refused and replaced by the next seed of a fixed sequence.
+    """
+
+    class Kind(models.TextChoices):
+        GAN = "gan", "Trained generator (safetensors checkpoint)"
+        ONNX = "onnx", "Bring-your-own generator (ONNX)"
+        CT = "ct", "CT projection renderer (NIfTI file or DICOM series folder)"
+
+    name = models.SlugField(max_length=100, unique=True, help_text="names the source in exports and the report")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GAN)
+    path = models.CharField(max_length=500, help_text="relative paths are looked up in CHECKPOINT_DIRS")
+    privacy_screen = models.CharField(
+        max_length=500, blank=True, help_text="the generator's .privacy.safetensors file (relative paths as above)"
+    )
     sha256 = models.CharField(max_length=64, editable=False)
+    privacy_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     config = models.JSONField(default=dict, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
 
-    def resolved_path(self) -> Path:
-        path = Path(self.path)
+    @staticmethod
+    def resolve(name: str) -> Path:
+        path = Path(name)
         if path.is_absolute():
             return path
         for folder in settings.CHECKPOINT_DIRS:
             if (folder / path).exists():
                 return folder / path
-        raise FileNotFoundError(f"checkpoint {self.path} not found in {settings.CHECKPOINT_DIRS}")
+        raise FileNotFoundError(f"{name} not found in {', '.join(map(str, settings.CHECKPOINT_DIRS))}")
+
+    def resolved_path(self) -> Path:
+        return self.resolve(self.path)
+
+    def resolved_privacy_screen(self) -> Path | None:
+        return self.resolve(self.privacy_screen) if self.privacy_screen else None
+
+    def clean(self) -> None:
+        if not self._state.adding:
+            return  # kind and files are fixed once registered (read-only in the admin)
+        try:
+            self.refresh_fingerprint()
+        except (OSError, ValueError) as error:
+            raise ValidationError(str(error)) from error
 
     def refresh_fingerprint(self) -> None:
-        """Record the file's hash and config; sampling refuses a file that changed since."""
-        from generator.checkpoints import checkpoint_sha256, load_checkpoint
+        """Record the files' hashes and the config; sampling refuses files that changed since."""
+        from generator import sources
+        from generator.checkpoints import checkpoint_sha256
 
         path = self.resolved_path()
-        self.sha256 = checkpoint_sha256(path)
-        self.config = load_checkpoint(path).config.to_dict()
+        self.sha256 = sources.fingerprint(self.kind, path)
+        self.config = sources.describe(self.kind, path)
+        screen = self.resolved_privacy_screen()
+        if screen and self.kind == self.Kind.CT:
+            raise ValueError("a CT renderer has no training patients to screen against")
+        self.privacy_sha256 = checkpoint_sha256(screen) if screen else ""
 
     @property
-    def resolution(self) -> int:
-        return int(self.config["resolution"])
+    def resolution(self) -> int | None:
+        """The size it makes, None for a renderer that renders at any size."""
+        resolution = self.config.get("resolution")
+        return None if resolution is None else int(resolution)
 
     @property
     def num_classes(self) -> int:
@@ -78,7 +117,10 @@ class Study(models.Model):
     name = models.CharField(max_length=200, unique=True)
     design = models.CharField(max_length=10, choices=Design.choices)
     pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="studies")
-    generator = models.ForeignKey(GeneratorCheckpoint, on_delete=models.PROTECT, related_name="studies")
+    generators = models.ManyToManyField(
+        Generator, related_name="studies",
+        help_text="synthetic sources; with several, synthetic cases are shared evenly between them",
+    )
     seed = models.BigIntegerField(default=new_seed, help_text="draws cases and synthetic seeds; keep it to rebuild the study")
     case_count = models.PositiveIntegerField(default=20)
     synthetic_fraction = models.FloatField(default=0.5, help_text="mixed design: share of cases that are synthetic")
@@ -123,21 +165,34 @@ class Study(models.Model):
             raise ValidationError({"synthetic_fraction": "must be strictly between 0 and 1"})
         if self.truncation <= 0 or self.truncation > 1.0:
             raise ValidationError({"truncation": "must be in (0, 1]"})
-        if self.pool_id and self.generator_id and self.generator.resolution < self.pool.presentation_size:
-            raise ValidationError(
-                f"the generator makes {self.generator.resolution}px images but the pool presents "
-                f"{self.pool.presentation_size}px: upscaled synthetic images would give themselves away"
-            )
         if self.repeat_count > self.case_count:
             raise ValidationError({"repeat_count": "cannot repeat more cases than the study has"})
         if self.pk and self.cases.exists():
             old = Study.objects.get(pk=self.pk)
             frozen = [
-                "design", "pool_id", "generator_id", "seed", "case_count", "practice_case_count", "repeat_count",
+                "design", "pool_id", "seed", "case_count", "practice_case_count", "repeat_count",
                 "synthetic_fraction", "truncation", "label",
             ]
             if any(getattr(old, f) != getattr(self, f) for f in frozen):
-                raise ValidationError("cases are already drawn: the design, pool, generator and seed can no longer change")
+                raise ValidationError("cases are already drawn: the design, pool and seed can no longer change")
+
+    def source_problems(self, generators: list[Generator]) -> list[str]:
+        """Why these generators cannot serve this study (empty when they can)."""
+        problems = [] if generators else ["choose at least one generator"]
+        for generator in generators:
+            resolution = generator.resolution
+            if self.pool_id and resolution is not None and resolution < self.pool.presentation_size:
+                problems.append(
+                    f"{generator} makes {resolution}px images but the pool presents {self.pool.presentation_size}px: "
+                    "upscaled synthetic images would give themselves away"
+                )
+            if self.label is not None and generator.num_classes and not 0 <= self.label < generator.num_classes:
+                problems.append(f"{generator} has classes 0..{generator.num_classes - 1}, not {self.label}")
+        return problems
+
+    def sources(self) -> list[Generator]:
+        """The study's generators in a fixed order (by name), as the draw uses them."""
+        return list(self.generators.order_by("name"))
 
     # Drawing cases
 
@@ -145,8 +200,14 @@ class Study(models.Model):
         """The study's cases as its seed determines them (pure: writes nothing).
 
         Scored cases come first (indexes 0..case_count-1), then practice cases;
-        no real image is used twice.
+        no real image is used twice. With several generators, each block's
+        synthetic cases are dealt out evenly between them in a random order
+        drawn from a stream of its own, so a one-generator study draws exactly
+        as it did before studies could have several.
         """
+        generators = self.sources()
+        if problems := self.source_problems(generators):
+            raise ValidationError(problems)
         real_ids = list(self.pool.real_images().order_by("pixel_sha256").values_list("id", flat=True))
         rng = np.random.default_rng(self.seed)
         blocks = [(False, self.case_count), (True, self.practice_case_count)]
@@ -162,12 +223,15 @@ class Study(models.Model):
         if needed_real > len(real_ids):
             raise ValidationError(f"the study needs {needed_real} real images but pool {self.pool} has {len(real_ids)}")
         chosen = iter(rng.choice(real_ids, size=needed_real, replace=False).tolist())
+        source_of = self._deal_sources(generators, flags)
         planned = []
         for index, (is_practice, synthetic) in enumerate(flags):
             seed = int(rng.integers(0, 2**31 - 1))
-            label = self.label
-            if label is None and self.generator.num_classes:
-                label = int(rng.integers(0, self.generator.num_classes))
+            # A real-only case draws as if from the first source: the stream stays as it always was.
+            generator = source_of.get(index, generators[0])
+            label = self.label if generator.num_classes else None
+            if label is None and generator.num_classes:
+                label = int(rng.integers(0, generator.num_classes))
             has_real = self.design == Design.PAIRED or not synthetic
             planned.append(
                 {
@@ -176,15 +240,42 @@ class Study(models.Model):
                     "real_image_id": next(chosen) if has_real else None,
                     "synthetic_seed": seed if synthetic else None,
                     "synthetic_label": label if synthetic else None,
+                    "generator_id": generator.pk if synthetic else None,
                 }
             )
         return planned
+
+    def _deal_sources(self, generators: list[Generator], flags: list[tuple[bool, bool]]) -> dict[int, Generator]:
+        """Synthetic case index -> its generator, evenly within the scored and the practice block."""
+        rng = np.random.default_rng([self.seed, 1])
+        dealt = {}
+        for practice in (False, True):
+            indexes = [i for i, (is_practice, synthetic) in enumerate(flags) if synthetic and is_practice == practice]
+            order = rng.permutation(len(indexes)) if len(generators) > 1 else range(len(indexes))
+            for k, i in zip(order, indexes):
+                dealt[i] = generators[k % len(generators)]
+        return dealt
 
     @transaction.atomic
     def build_cases(self) -> None:
         if self.cases.exists():
             return
         Case.objects.bulk_create(Case(study=self, **planned) for planned in self.draw())
+
+    def privacy_counts(self) -> dict[str, int] | None:
+        """Screened synthetic cases and the candidates refused for them; None when no source is screened."""
+        screened = self.cases.exclude(generator__privacy_sha256="").filter(synthetic_image__isnull=False)
+        counts = screened.aggregate(cases=models.Count("pk"), refused=models.Sum("privacy_refusals"))
+        return {"cases": counts["cases"], "refused": counts["refused"] or 0} if counts["cases"] else None
+
+    def privacy_summary(self) -> str:
+        counts = self.privacy_counts()
+        if counts is None:
+            return ""
+        return (
+            f"The privacy screen checked every candidate for {counts['cases']} synthetic cases and refused "
+            f"{counts['refused']} as too similar to a training image; each refused candidate was replaced by the next seed."
+        )
 
     def synthetic_pending(self) -> models.QuerySet[Case]:
         return self.cases.filter(synthetic_seed__isnull=False, synthetic_image__isnull=True)
@@ -267,6 +358,10 @@ class Case(models.Model):
     synthetic_image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     synthetic_seed = models.BigIntegerField(null=True, blank=True)
     synthetic_label = models.IntegerField(null=True, blank=True)
+    generator = models.ForeignKey(Generator, null=True, blank=True, on_delete=models.PROTECT, related_name="cases")
+    privacy_refusals = models.PositiveSmallIntegerField(
+        default=0, help_text="candidates the privacy screen refused before the one stored (see generation_seed)"
+    )
     is_practice = models.BooleanField(default=False)
 
     class Meta:
@@ -285,6 +380,16 @@ class Case(models.Model):
     def is_ready(self) -> bool:
         return self.synthetic_seed is None or self.synthetic_image_id is not None
 
+    @property
+    def generation_seed(self) -> int | None:
+        """The seed the stored synthetic image was made from: the drawn seed, or its replacement
+        after ``privacy_refusals`` refusals (generator.sampling.replacement_seed)."""
+        if self.synthetic_seed is None:
+            return None
+        from generator.sampling import replacement_seed
+
+        return replacement_seed(self.synthetic_seed, self.privacy_refusals)
+
 
 class Assignment(models.Model):
     """A reader's place in a study: their own order and sides, drawn from their own seed."""
@@ -300,6 +405,11 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reader} in {self.study}"
+
+    def save(self, *args, **kwargs):
+        if self.seed is None:  # added in the admin: the seed the study derives for this reader
+            self.seed = self.study.reader_seed(self.reader)
+        super().save(*args, **kwargs)
 
     def plan(self) -> list[tuple[int, str]]:
         """(case index, synthetic side) in reading order; side is '' in mixed studies.

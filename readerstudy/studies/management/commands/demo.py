@@ -13,7 +13,7 @@ from readerstudy.accounts.models import Profile, Role, Specialty
 from readerstudy.archive.importing import import_images
 from readerstudy.archive.models import Pool
 from readerstudy.studies.generation import prepare
-from readerstudy.studies.models import Design, GeneratorCheckpoint, Study
+from readerstudy.studies.models import Design, Generator, Study
 
 DEMO_POOL = "demo-chest"
 # The first radiographs of the generator's training archive: enough for the demo studies,
@@ -47,14 +47,15 @@ class Command(BaseCommand):
     def handle(self, no_serve: bool, addr: str, **options):
         call_command("migrate", verbosity=0, interactive=False)
         pool = self.build_archive()
-        checkpoint = self.register_generator()
+        generator = self.register_generator()
         passwords = self.create_people()
         readers = [User.objects.get(username=name) for name, role, *_ in DEMO_PEOPLE if role == Role.READER]
         for name, design, cases, seed in DEMO_STUDIES:
-            study, _ = Study.objects.get_or_create(
-                name=name,
-                defaults=dict(design=design, pool=pool, generator=checkpoint, case_count=cases, seed=seed, instructions=INSTRUCTIONS),
+            study, created = Study.objects.get_or_create(
+                name=name, defaults=dict(design=design, pool=pool, case_count=cases, seed=seed, instructions=INSTRUCTIONS)
             )
+            if created:
+                study.generators.set([generator])
             self.stdout.write(f"Preparing {name}: drawing {cases} cases and generating synthetic images…")
             prepare(study)
             for reader in readers:
@@ -81,12 +82,15 @@ class Command(BaseCommand):
             self.stdout.write(f"Imported {len(summary.imported)} of {len(paths)} rendered radiographs into pool {pool}.")
         return pool
 
-    def register_generator(self) -> GeneratorCheckpoint:
-        from generator.demo import DEMO_CHECKPOINT
+    def register_generator(self) -> Generator:
+        from generator.demo import DEMO_CHECKPOINT, DEMO_PRIVACY_SCREEN
 
-        name = DEMO_CHECKPOINT.stem  # looked up in CHECKPOINT_DIRS, so the database holds no absolute path
-        checkpoint, _ = GeneratorCheckpoint.objects.get_or_create(name=name, defaults={"path": DEMO_CHECKPOINT.name})
-        return checkpoint
+        # Looked up in CHECKPOINT_DIRS, so the database holds no absolute path.
+        generator, _ = Generator.objects.get_or_create(
+            name=DEMO_CHECKPOINT.stem,
+            defaults={"kind": Generator.Kind.GAN, "path": DEMO_CHECKPOINT.name, "privacy_screen": DEMO_PRIVACY_SCREEN.name},
+        )
+        return generator
 
     def create_people(self) -> dict[str, str]:
         passwords = {}
