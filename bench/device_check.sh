@@ -29,7 +29,7 @@ else
 fi
 
 echo "== pytest $(elapsed)s" >>"$LOG"
-timeout 100 $PY -m pytest -q -x --noconftest -p no:cacheprovider -o addopts="" -k "not ddp" tests/test_generator_*.py \
+timeout 100 $PY -m pytest -q -x -p no:django -p no:cacheprovider -o addopts="" -k "not ddp" tests/test_generator_*.py \
   >"$OUT/pytest.txt" 2>&1
 echo "pytest rc=$? at $(elapsed)s" >>"$LOG"
 

@@ -1,4 +1,4 @@
-"""Command line: python -m generator {train,sample,evaluate,render-ct} ...
+"""Command line: python -m generator {train,sample,steer,evaluate,privacy-screen,render-ct} ...
 
 Multi-GPU training: `torchrun --nproc_per_node N -m generator train ...`."""
 
@@ -54,6 +54,27 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--out", type=Path, required=True, help="PNG to write (a folder with --count)")
     sample.add_argument("--device")
 
+    steer = commands.add_parser(
+        "steer", help="a seed moved along a direction of the model (StyleGAN2): one image, or a strip of amounts",
+        description="Start from --seed (with --label, --truncation) and move along ONE direction: towards "
+                    "another class's mean (--towards-label: 'this seed, more severe'), along a principal "
+                    "component of w (--pca-component, amounts in standard deviations), or towards another "
+                    "seed/class (--mix-seed and/or --mix-label, amounts in [0, 1]). Each amount gives one "
+                    "image; the provenance of each is printed as a JSON line and records the whole request.")
+    steer.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT)
+    steer.add_argument("--seed", type=int, required=True)
+    steer.add_argument("--label", type=int)
+    steer.add_argument("--truncation", type=float, default=1.0)
+    direction = steer.add_mutually_exclusive_group(required=True)
+    direction.add_argument("--towards-label", type=int)
+    direction.add_argument("--pca-component", type=int)
+    direction.add_argument("--mix-seed", type=int)
+    direction.add_argument("--mix-label", type=int)
+    steer.add_argument("--amounts", default="1", help="comma-separated, e.g. 0,0.5,1 (default 1)")
+    steer.add_argument("--out", type=Path, required=True,
+                       help="16-bit PNG for one amount; an 8-bit strip, left to right, for several")
+    steer.add_argument("--device")
+
     evaluate = commands.add_parser("evaluate", help="fidelity of a checkpoint against a folder of real images")
     evaluate.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT)
     evaluate.add_argument("--real", type=Path, required=True, help="folder of real images")
@@ -80,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     return {"train": _train, "sample": _sample, "evaluate": _evaluate, "privacy-screen": _privacy_screen,
-            "render-ct": _render}[args.command](args)
+            "render-ct": _render, "steer": _steer}[args.command](args)
 
 
 def _read_folder(folder: Path, resolution: int):
@@ -188,6 +209,36 @@ def _sample(args: argparse.Namespace) -> int:
     ]
     save_png(make_grid([r.pixels for r in sampler.sample(requests)]), args.out, bits=8)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _steer(args: argparse.Namespace) -> int:
+    from .sampling import Sampler
+    from .steering import Steerer, SteeringRequest
+
+    try:
+        amounts = [float(a) for a in args.amounts.split(",") if a.strip()]
+    except ValueError:
+        raise SystemExit(f"--amounts must be numbers separated by commas, got {args.amounts!r}") from None
+    if not amounts:
+        raise SystemExit("--amounts names no amount")
+    base = {"seed": args.seed, "label": args.label, "truncation": args.truncation}
+    if args.towards_label is not None:
+        requests = [SteeringRequest(**base, towards_label=args.towards_label, towards_amount=a) for a in amounts]
+    elif args.pca_component is not None:
+        requests = [SteeringRequest(**base, pca_component=args.pca_component, pca_amount=a) for a in amounts]
+    else:
+        requests = [SteeringRequest(**base, mix_seed=args.mix_seed, mix_label=args.mix_label, mix=a) for a in amounts]
+    try:
+        results = Steerer(Sampler(args.checkpoint, device=args.device)).sample(requests)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    if len(results) == 1:
+        save_png(results[0].pixels, args.out, bits=16)
+    else:
+        save_png(make_grid([r.pixels for r in results], columns=len(results)), args.out, bits=8)
+    for result in results:
+        print(json.dumps(result.provenance, sort_keys=True))
     return 0
 
 

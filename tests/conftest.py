@@ -1,4 +1,8 @@
-"""Shared fixtures: an isolated image store, a tiny generator, a pool of real images, studies."""
+"""Shared fixtures: an isolated image store, a tiny generator, a pool of real images, studies.
+
+Django is imported only inside the fixtures that need it: the GPU boxes run the generator
+tests with PyTorch alone (bench/device_check.sh), with this file but without Django.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from django.contrib.auth.models import User
 from PIL import Image as PILImage
 
-from readerstudy.accounts.models import Profile, Role, Specialty
 
 TINY_SIZE = 32
 
 
 @pytest.fixture(autouse=True)
-def image_store(settings, tmp_path):
+def image_store(request, tmp_path):
     """Every test writes presentation images into its own folder."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return None  # generator tests on a box without Django
+    settings = request.getfixturevalue("settings")
     store = tmp_path / "images"
     settings.STORAGES = {**settings.STORAGES, "images": {**settings.STORAGES["images"], "OPTIONS": {"location": store}}}
     return store
@@ -86,7 +91,11 @@ def checkpoint(db, tiny_checkpoint):
     return Generator.objects.create(name="tiny", path=str(tiny_checkpoint))
 
 
-def make_user(username: str, role=Role.READER, specialty=Specialty.RADIOLOGIST, years: int = 5) -> User:
+def make_user(username: str, role: str = "reader", specialty: str = "radiologist", years: int = 5) -> User:
+    from django.contrib.auth.models import User
+
+    from readerstudy.accounts.models import Profile
+
     user = User.objects.create_user(username, password="pw-" + username)
     Profile.objects.create(user=user, role=role, specialty=specialty, years_experience=years)
     return user
@@ -94,7 +103,7 @@ def make_user(username: str, role=Role.READER, specialty=Specialty.RADIOLOGIST, 
 
 @pytest.fixture
 def readers(db) -> list[User]:
-    return [make_user("rad", specialty=Specialty.RADIOLOGIST), make_user("ortho", specialty=Specialty.ORTHOPAEDIC_SURGEON)]
+    return [make_user("rad", specialty="radiologist"), make_user("ortho", specialty="orthopaedic_surgeon")]
 
 
 @pytest.fixture

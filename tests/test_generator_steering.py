@@ -53,3 +53,32 @@ def test_pca_and_class_directions(steerer):
     assert torch.allclose(towards - base, G.w_avg[2] - G.w_avg[0], atol=1e-5)
     more = steerer.sample([SteeringRequest(5, 0, towards_label=2, towards_amount=1.0)])[0]
     assert more.provenance["steering"]["towards_label"] == 2
+
+
+def test_steer_command_writes_a_strip_and_records_each_request(steerer, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from generator.__main__ import main
+
+    checkpoint = str(steerer.sampler.checkpoint_path)
+    strip = tmp_path / "strip.png"
+    assert main(["steer", "--checkpoint", checkpoint, "--seed", "5", "--label", "0", "--towards-label", "2",
+                 "--amounts", "0,0.5,1", "--out", str(strip), "--device", "cpu"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["steering"]["towards_amount"] for line in lines] == [0.0, 0.5, 1.0]
+    assert all(line["steering"]["towards_label"] == 2 and line["seed"] == 5 for line in lines)
+    with Image.open(strip) as im:
+        assert im.mode == "L" and im.size == (3 * 32 + 2 * 2, 32)
+    strip_pixels = np.asarray(Image.open(strip), dtype=np.float64) / 255
+    last = steerer.sample([SteeringRequest(seed=5, label=0, towards_label=2, towards_amount=1.0)])[0].pixels
+    assert np.abs(strip_pixels[:, -32:] - last).max() <= 1 / 255 + 1e-9  # the same image, 8-bit
+
+    one = tmp_path / "one.png"
+    assert main(["steer", "--checkpoint", checkpoint, "--seed", "5", "--label", "0", "--pca-component", "1",
+                 "--amounts", "2", "--out", str(one), "--device", "cpu"]) == 0
+    with Image.open(one) as im:
+        assert im.mode == "I;16"
+    with pytest.raises(SystemExit, match="label"):
+        main(["steer", "--checkpoint", checkpoint, "--seed", "5", "--label", "7", "--towards-label", "2", "--out", str(one)])

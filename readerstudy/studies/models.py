@@ -37,9 +37,9 @@ class Generator(models.Model):
     """
 
     class Kind(models.TextChoices):
-        GAN = "gan", "Trained generator (safetensors checkpoint)"
-        ONNX = "onnx", "Bring-your-own generator (ONNX)"
-        CT = "ct", "CT projection renderer (NIfTI file or DICOM series folder)"
+        GAN = "gan", "Trained GAN, safetensors checkpoint"
+        ONNX = "onnx", "Bring-your-own generator, ONNX"
+        CT = "ct", "CT projection renderer, NIfTI file or DICOM series folder"
 
     name = models.SlugField(max_length=100, unique=True, help_text="names the source in exports and the report")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.GAN)
@@ -119,7 +119,7 @@ class Study(models.Model):
     pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="studies")
     generators = models.ManyToManyField(
         Generator, related_name="studies",
-        help_text="synthetic sources; with several, synthetic cases are shared evenly between them",
+        help_text="synthetic sources; with several, synthetic cases are shared evenly between them.",
     )
     seed = models.BigIntegerField(default=new_seed, help_text="draws cases and synthetic seeds; keep it to rebuild the study")
     case_count = models.PositiveIntegerField(default=20)
@@ -272,10 +272,10 @@ class Study(models.Model):
         counts = self.privacy_counts()
         if counts is None:
             return ""
-        return (
-            f"The privacy screen checked every candidate for {counts['cases']} synthetic cases and refused "
-            f"{counts['refused']} as too similar to a training image; each refused candidate was replaced by the next seed."
-        )
+        checked = f"The privacy screen checked every candidate for {counts['cases']} synthetic cases and refused"
+        if not counts["refused"]:
+            return f"{checked} none."
+        return f"{checked} {counts['refused']} as too similar to a training image; each was replaced by the next seed."
 
     def synthetic_pending(self) -> models.QuerySet[Case]:
         return self.cases.filter(synthetic_seed__isnull=False, synthetic_image__isnull=True)

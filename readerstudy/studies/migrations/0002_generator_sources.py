@@ -31,9 +31,9 @@ class Migration(migrations.Migration):
             name="kind",
             field=models.CharField(
                 choices=[
-                    ("gan", "Trained generator (safetensors checkpoint)"),
-                    ("onnx", "Bring-your-own generator (ONNX)"),
-                    ("ct", "CT projection renderer (NIfTI file or DICOM series folder)"),
+                    ("gan", "Trained GAN, safetensors checkpoint"),
+                    ("onnx", "Bring-your-own generator, ONNX"),
+                    ("ct", "CT projection renderer, NIfTI file or DICOM series folder"),
                 ],
                 default="gan",
                 max_length=10,
@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
             model_name="study",
             name="generators",
             field=models.ManyToManyField(
-                help_text="synthetic sources; with several, synthetic cases are shared evenly between them",
+                help_text="synthetic sources; with several, synthetic cases are shared evenly between them.",
                 related_name="studies",
                 to="studies.generator",
             ),
