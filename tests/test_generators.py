@@ -170,6 +170,8 @@ def test_generators_are_checked_against_the_study_and_frozen_once_drawn(pool, ch
     assert not form.is_valid() and "upscaled" in str(form.errors["generators"])  # the 32 px GAN; the CT renders any size
     pool.presentation_size = 32
     pool.save()
+    labelled = StudyForm(data={**data, "label": 1, "generators": [checkpoint.pk, ct.pk]})
+    assert not labelled.is_valid() and "no generator of the study is conditional" in str(labelled.errors)
     study = make_study("paired", cases=4)
     changed = StudyForm(instance=study, data={**data, "name": study.name, "seed": study.seed, "generators": [ct.pk]})
     assert not changed.is_valid() and "can no longer change" in str(changed.errors)

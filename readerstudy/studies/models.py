@@ -188,6 +188,8 @@ class Study(models.Model):
                 )
             if self.label is not None and generator.num_classes and not 0 <= self.label < generator.num_classes:
                 problems.append(f"{generator} has classes 0..{generator.num_classes - 1}, not {self.label}")
+        if self.label is not None and generators and not any(g.num_classes for g in generators):
+            problems.append(f"class label {self.label} is set but no generator of the study is conditional")
         return problems
 
     def sources(self) -> list[Generator]:
