@@ -9,7 +9,7 @@ sizes (that is how its logic is tested):
 
 Sections:
 - sampling: bare forward passes (bf16 synthesis, fp32 mapping) at --resolution for each
-  batch size, eager / channels_last / cudnn.benchmark / torch.compile variants; images/s,
+  batch size: channels_last, NCHW, grouped-conv ("fused") modulation and torch.compile variants; images/s,
   the multiply-adds per image (StyleGAN2Generator.macs_per_image), achieved TFLOP/s
   (2 FLOP per multiply-add) and the fraction of the dense bf16 peak (--peak-tflops);
   peak GPU memory.
@@ -151,14 +151,18 @@ def bench_sampling(args, device, out_json) -> None:
         save(out_json)
 
     batches = sorted({min(b, sampler.max_batch) for b in args.batches})
-    layouts = [("channels_last", True), ("nchw", False)] if device.type == "cuda" else [("eager", False)]
-    for name, nhwc in layouts:
+    # (name, NHWC activations, grouped-conv "fused" modulation)
+    layouts = ([("channels_last", True, False), ("nchw", False, False), ("fused_nchw", False, True)]
+               if device.type == "cuda" else [("eager", False, True)])  # CPU: as the Sampler runs there
+    for name, nhwc, fused in layouts:
         G.channels_last = nhwc
+        G.set_fused_modulation(fused)
         G.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
         for batch in batches:
             record(name, batch, time_forward(G, config, device, batch, args.seconds, dtype))
     if device.type == "cuda":
         G.channels_last = True  # what Sampler uses on CUDA
+        G.set_fused_modulation(False)
         G.to(memory_format=torch.channels_last)
         section["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     best_batch = max(section["runs"], key=lambda r: r["images_per_s"])["batch"]
