@@ -212,7 +212,7 @@ def test_refused_candidates_are_replaced_recorded_and_rebuilt(pool, readers, tin
         origin = case.synthetic_image.origin
         assert origin["seed"] == case.generation_seed and origin["privacy"]["passed"]
     assert not Image.objects.filter(generation_key__contains=f":{planted[0]}:").exists()  # refused images are never stored
-    assert study.privacy_counts() == {"cases": 8, "refused": 2}
+    assert study.privacy_counts() == {"screened": {"cases": 8, "refused": 2}}
     assert "refused 2 as too similar" in study.privacy_summary()
     assert rebuild_differences(study) == []
     client.force_login(make_user("analyst", role=Role.ANALYST))

@@ -40,6 +40,11 @@ FONT = 12
 LINE = 15
 
 
+def _count(n, noun: str) -> str:
+    """'1 reader', '12 readers'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def report_figures(report: dict) -> dict[str, str]:
     """name -> SVG markup (see the module docstring), from the report dict only.
 
@@ -245,7 +250,8 @@ def forest_plot(study: dict, margin: float) -> str:
                 svg.circle(x(estimate), y, 3.5, fill=colour, title=f"{group['label']}: {_fmt(estimate)} {_ci(ci)}")
             else:
                 svg.rect(x(estimate) - 4, y - 4, 8, 8, fill=colour, title=f"{name}: {_fmt(estimate)} {_ci(ci)}")
-        n_text = f"n={accuracy['n']}" if source == "CP" else f"{group['n_readers']} readers × {mrmc['n']} cases"
+        n_text = (f"n={accuracy['n']}" if source == "CP"
+                  else f"{_count(group['n_readers'], 'reader')} × {_count(mrmc['n'], 'case')}")
         svg.text(x1 + 8, y + 4, f"{_fmt(estimate)} {_ci(ci)} {n_text}", size=FONT - 1)
     _axis_x(svg, x0, x1, bottom, 0, 1, [0, 0.25, 0.5, 0.75, 1], "accuracy (proportion correct)")
     lines = [
@@ -254,7 +260,8 @@ def forest_plot(study: dict, margin: float) -> str:
            "and random cases, 95% t interval with Hillis df (unit: reader x case; n = readers x cases read by all)."
            if or_used else "Pooled and specialty rows: Clopper-Pearson, answers pooled over readers."),
         f"Dashed line: chance (0.5). Band: equivalence margin 0.5 ± {margin}. "
-        f"n = {study['n_answers']} answers by {study['n_readers']} readers on {study['n_cases']} cases.",
+        f"n = {_count(study['n_answers'], 'answer')} by {_count(study['n_readers'], 'reader')} "
+        f"on {_count(study['n_cases'], 'case')}.",
     ]
     svg.height = svg.caption(bottom + 40, lines) + 8
     return svg.render(" ".join(lines))
@@ -332,7 +339,7 @@ def roc_curves(study: dict) -> str:
     for s in present:
         svg.line(lx, ly - 4, lx + 20, ly - 4, stroke=_colour(s), width=2)
         count = sum(r["specialty"] == s for r in readers)
-        svg.text(lx + 26, ly, f"{s.replace('_', ' ')} ({count} readers)", size=FONT - 1)
+        svg.text(lx + 26, ly, f"{s.replace('_', ' ')} ({_count(count, 'reader')})", size=FONT - 1)
         ly += LINE
     ly += 6
     svg.text(lx, ly, f"Reader-averaged AUC {_fmt(pooled.get('estimate'))}", size=FONT - 1)
@@ -343,8 +350,8 @@ def roc_curves(study: dict) -> str:
         "Method: empirical ROC points of the ordinal score (answer and confidence, 1-10; synthetic is positive), "
         "one curve per reader; its area is the reader's trapezoidal AUC. Reader-averaged AUC: "
         "Obuchowski-Rockette, random readers and random cases, Hillis df.",
-        f"Unit: answer (per curve); n = {sum(r['auc']['n'] for r in readers)} rated answers by {len(readers)} readers"
-        f"; reader-averaged AUC over {pooled.get('n')} cases rated by every reader (unit: reader x case).",
+        f"Unit: answer (per curve); n = {sum(r['auc']['n'] for r in readers)} rated answers by {_count(len(readers), 'reader')}"
+        f"; reader-averaged AUC over {_count(pooled.get('n'), 'case')} rated by every reader (unit: reader x case).",
     ]
     svg.height = svg.caption(y0 + size + 44, lines) + 8
     return svg.render(" ".join(lines))
@@ -392,7 +399,7 @@ def position_plot(study: dict) -> str:
     _axis_y(svg, y0, y1, x0, low, high, _nice_ticks(low, high, 4), "accuracy")
     if trend.get("estimate") is not None:
         trend_text = (f"Trend: odds ratio per 100 readings {_fmt(trend['estimate'])} {_ci(trend['ci'])}, "
-                      f"p = {_fmt(trend['p'])} ({trend['n_readers']} readers, {trend['n']} answers).")
+                      f"p = {_fmt(trend['p'])} ({_count(trend['n_readers'], 'reader')}, {_count(trend['n'], 'answer')}).")
     else:
         trend_text = f"Trend: {trend.get('note') or 'not defined'}."
     lines = [
@@ -497,7 +504,7 @@ def grading_plot(question: dict) -> str:
         difference = (question.get(block) or {}).get("difference")
         if difference:
             lines.append(f"{label}: difference synthetic - real {_fmt(difference['estimate'])} "
-                         f"{_ci(difference['ci'])} ({difference['n']} cases).")
+                         f"{_ci(difference['ci'])} ({_count(difference['n'], 'case')}).")
     first = (question.get("vs_reference") or {}).get("all") or {}
     lines.append(
         f"Method: {first.get('method', '')}. Between readers: pooled over every pair of readers grading a case. "
@@ -546,7 +553,7 @@ def sources_plot(study: dict) -> str:
                      title=f"{name} {label}: {_fmt(figure['estimate'])} {_ci(figure.get('ci'))}")
         svg.text(label_w + plot_w + 8, y + 4,
                  f"{_fmt(figure.get('estimate'))} {_ci(figure.get('ci'))} "
-                 f"{figure['n_readers']} readers × {figure['n']} cases", size=FONT - 1)
+                 f"{_count(figure['n_readers'], 'reader')} × {_count(figure['n'], 'case')}", size=FONT - 1)
     _axis_x(svg, label_w, label_w + plot_w, bottom, 0, 1, [0, 0.25, 0.5, 0.75, 1], "reader-averaged figure of merit")
     tests = []
     for kind, comparison in sources["comparisons"].items():
@@ -554,8 +561,8 @@ def sources_plot(study: dict) -> str:
         label = "AUC" if kind == "auc" else kind
         if test:
             tests.append(f"Equal {label} across sources: F = {_fmt(test['statistic'])} on {test['df1']} and "
-                         f"{_fmt(test['df2'])} df, p = {_fmt(test['p'])} ({comparison['n_readers']} readers, "
-                         f"{comparison['n']} cases in the union).")
+                         f"{_fmt(test['df2'])} df, p = {_fmt(test['p'])} ({_count(comparison['n_readers'], 'reader')}, "
+                         f"{_count(comparison['n'], 'case')} in the union).")
         else:
             tests.append(f"Equal {label} across sources: {comparison.get('note') or 'not defined'}.")
     lines = [
@@ -603,8 +610,8 @@ def _mrmc_roc(report: dict) -> str:
     lines = [
         "Method: empirical ROC points of each reader's scores (truth 1 positive), one curve per reader and modality; "
         "legend: reader-averaged AUC, Obuchowski-Rockette, random readers and random cases, Hillis df.",
-        f"Unit: case (per curve; n = {report['n_cases']} cases, {report['n_positive']} positive); "
-        f"{report['n_readers']} readers.",
+        f"Unit: case (per curve; n = {_count(report['n_cases'], 'case')}, {report['n_positive']} positive); "
+        f"{_count(report['n_readers'], 'reader')}.",
     ]
     svg.height = svg.caption(y0 + size + 44, lines) + 8
     return svg.render(" ".join(lines))

@@ -264,20 +264,23 @@ class Study(models.Model):
             return
         Case.objects.bulk_create(Case(study=self, **planned) for planned in self.draw())
 
-    def privacy_counts(self) -> dict[str, int] | None:
-        """Screened synthetic cases and the candidates refused for them; None when no source is screened."""
+    def privacy_counts(self) -> dict[str, dict[str, int]]:
+        """Per screened generator: its synthetic cases and the candidates refused for them."""
         screened = self.cases.exclude(generator__privacy_sha256="").filter(synthetic_image__isnull=False)
-        counts = screened.aggregate(cases=models.Count("pk"), refused=models.Sum("privacy_refusals"))
-        return {"cases": counts["cases"], "refused": counts["refused"] or 0} if counts["cases"] else None
+        rows = screened.order_by().values("generator__name").annotate(cases=models.Count("pk"), refused=models.Sum("privacy_refusals"))
+        return {row["generator__name"]: {"cases": row["cases"], "refused": row["refused"]} for row in rows}
 
     def privacy_summary(self) -> str:
-        counts = self.privacy_counts()
-        if counts is None:
-            return ""
-        checked = f"The privacy screen checked every candidate for {counts['cases']} synthetic cases and refused"
-        if not counts["refused"]:
-            return f"{checked} none."
-        return f"{checked} {counts['refused']} as too similar to a training image; each was replaced by the next seed."
+        """One sentence per screened generator, for the report and the admin."""
+        sentences = []
+        for name, counts in sorted(self.privacy_counts().items()):
+            cases = f"{counts['cases']} synthetic case{'' if counts['cases'] == 1 else 's'}"
+            refused = (
+                "refused none" if not counts["refused"]
+                else f"refused {counts['refused']} as too similar to a training image, each replaced by the next seed"
+            )
+            sentences.append(f"{name}'s privacy screen checked every candidate for its {cases} and {refused}.")
+        return " ".join(sentences)
 
     def synthetic_pending(self) -> models.QuerySet[Case]:
         return self.cases.filter(synthetic_seed__isnull=False, synthetic_image__isnull=True)
