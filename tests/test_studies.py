@@ -130,29 +130,3 @@ def test_repeated_cases_come_later_for_intra_reader_agreement(make_study, reader
         first_sides = [sides[indexes.index(i)] for i in range(8)]
         assert first_sides.count("left") == 4
 
-
-def test_coordinator_configures_prepares_and_opens_a_study_in_the_admin(client, pool, checkpoint, readers):
-    from django.contrib.auth.models import User
-
-    User.objects.create_superuser("coord", password="pw-coord")
-    client.login(username="coord", password="pw-coord")
-    assert client.get("/admin/studies/study/add/").status_code == 200
-    form = {
-        "name": "Pelvis fidelity", "design": "paired", "pool": pool.pk, "generators": [checkpoint.pk], "seed": 99,
-        "case_count": 6, "synthetic_fraction": 0.5, "truncation": 1.0, "equivalence_margin": 0.1,
-        "practice_case_count": 1, "blank_ms": 300, "break_every": 0, "repeat_count": 0, "instructions": "",
-        "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
-        "assignments-TOTAL_FORMS": 2, "assignments-INITIAL_FORMS": 0,
-        "assignments-0-reader": readers[0].pk, "assignments-1-reader": readers[1].pk,
-    }
-    response = client.post("/admin/studies/study/add/", form)
-    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
-    study = Study.objects.get(name="Pelvis fidelity")
-    assert study.sources() == [checkpoint]
-    assert {a.seed for a in study.assignments.all()} == {study.reader_seed(r) for r in readers}
-
-    client.post("/admin/studies/study/", {"action": "prepare_and_open", "_selected_action": [study.pk]})
-    study.refresh_from_db()
-    assert study.is_open and study.is_ready() and study.cases.count() == 7
-    assert all(a.slots.count() == 7 for a in study.assignments.all())
-    assert rebuild_differences(study) == []
