@@ -119,3 +119,21 @@ def test_a_reader_added_after_opening_gets_their_own_order(coordinator, make_stu
     assignment = study.assignments.get(reader=late)
     assert assignment.seed == study.reader_seed(late) and assignment.slots.count() == 6
     assert coordinator.get(reverse("admin:studies_study_change", args=[study.pk])).status_code == 200
+
+
+def test_questions_are_fixed_once_reading_has_started(coordinator, make_study, readers):
+    import uuid
+
+    study = make_study("mixed", cases=4)
+    url = reverse("admin:studies_study_change", args=[study.pk])
+    fixed = 'name="questions-MAX_NUM_FORMS" value="0"'  # the inline offers no new question
+    assert fixed not in coordinator.get(url).content.decode()
+    slot = study.assignments.first().slots.first()
+    slot.mark_served()
+    slot.record(uuid.uuid4(), {study.question: "real"}, confidence=3, reading_ms=500, client={})
+    data = change_form(coordinator, url)
+    assert fixed in coordinator.get(url).content.decode()
+    data |= {"questions-TOTAL_FORMS": ["1"], "questions-0-key": ["kl_grade"], "questions-0-label": ["KL grade"],
+             "questions-0-kind": ["choice"], "questions-0-choices": ["0,1,2,3,4"], "questions-0-order": ["0"]}
+    coordinator.post(url, data)
+    assert not study.questions.exists()

@@ -38,8 +38,22 @@ class StudyForm(forms.ModelForm):
 
 
 class QuestionInline(admin.TabularInline):
+    """Questions are fixed once a reader has answered: every case must be asked the same."""
+
     model = Question
     extra = 0
+
+    def _open_to_change(self, study: Study | None) -> bool:
+        return study is None or not Answer.objects.filter(slot__assignment__study=study).exists()
+
+    def has_add_permission(self, request, obj=None):
+        return self._open_to_change(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._open_to_change(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._open_to_change(obj) and super().has_delete_permission(request, obj)
 
 
 class AssignmentInline(admin.TabularInline):
