@@ -77,6 +77,19 @@ def _describe(kind: str, path: Path) -> dict[str, Any]:
             "volume_shape": list(hu.shape), "spacing_mm": list(spacing)}
 
 
+def check_privacy_screen(path: str | os.PathLike[str]) -> None:
+    """Load a privacy screen once, so a broken or missing one is refused at registration (ValueError)."""
+    from .privacy import PrivacyScreen
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        PrivacyScreen.load(path)
+    except Exception as error:  # noqa: BLE001 - safetensors, json and torch raise their own types
+        raise ValueError(f"{path.name} cannot be read as a privacy screen (with its .json beside it): {error}") from error
+
+
 def open_sampler(kind: str, path: str | os.PathLike[str], *, size: int, device: str | None = None,
                  privacy_screen: str | os.PathLike[str] | None = None):
     """A sampler for the source; `size` is the presentation size (used by renderers of any size)."""

@@ -79,6 +79,9 @@ def test_a_changed_file_stops_generation(pool, tiny_checkpoint, tmp_path):
         handle.write(b" ")
     with pytest.raises(GenerationError, match="changed since it was registered"):
         generate_pending(study)
+    copy.unlink()
+    with pytest.raises(GenerationError, match="copy.safetensors"):
+        generate_pending(study)
 
 
 def test_onnx_generator_serves_a_study_reproducibly(pool, readers, tmp_path):
@@ -235,6 +238,15 @@ def test_a_generator_that_only_copies_is_stopped(pool, tiny_checkpoint, tmp_path
     with pytest.raises(GenerationError, match="refused 21 candidates"):
         prepare(study)
     assert not study.cases.exclude(synthetic_image=None).exists() and not Answer.objects.exists()
+
+
+def test_a_broken_privacy_screen_is_refused_at_registration(db, tiny_checkpoint, tmp_path):
+    broken = tmp_path / "g.privacy.safetensors"
+    broken.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValidationError, match="cannot be read as a privacy screen"):
+        Generator(name="g", path=str(tiny_checkpoint), privacy_screen=str(broken)).full_clean()
+    with pytest.raises(ValidationError, match="not found"):
+        Generator(name="g", path=str(tiny_checkpoint), privacy_screen="missing.privacy.safetensors").full_clean()
 
 
 def test_a_ct_renderer_takes_no_privacy_screen(db, tmp_path):

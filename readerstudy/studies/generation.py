@@ -49,11 +49,15 @@ def sampler_for(generator: Generator, size: int):
     from generator import sources
     from generator.checkpoints import checkpoint_sha256
 
-    path = generator.resolved_path()
-    if sources.fingerprint(generator.kind, path) != generator.sha256:
+    try:
+        path, screen = generator.resolved_path(), generator.resolved_privacy_screen()
+        path_sha256 = sources.fingerprint(generator.kind, path)
+        screen_sha256 = checkpoint_sha256(screen) if screen else ""
+    except FileNotFoundError as error:
+        raise GenerationError(f"generator {generator.name}: {error}") from error
+    if path_sha256 != generator.sha256:
         raise GenerationError(f"{path} changed since it was registered as generator {generator.name}")
-    screen = generator.resolved_privacy_screen()
-    if screen and checkpoint_sha256(screen) != generator.privacy_sha256:
+    if screen_sha256 != generator.privacy_sha256:
         raise GenerationError(f"{screen} changed since it was registered as {generator.name}'s privacy screen")
     return _sampler(generator.kind, str(path), generator.sha256, str(screen or ""), size, settings.GENERATOR_DEVICE)
 

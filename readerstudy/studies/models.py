@@ -90,6 +90,8 @@ class Generator(models.Model):
         screen = self.resolved_privacy_screen()
         if screen and self.kind == self.Kind.CT:
             raise ValueError("a CT renderer has no training patients to screen against")
+        if screen:
+            sources.check_privacy_screen(screen)
         self.privacy_sha256 = checkpoint_sha256(screen) if screen else ""
 
     @property
