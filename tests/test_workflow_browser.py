@@ -66,12 +66,7 @@ def test_time_limit_hides_images_and_grading_is_recorded(live_server, make_study
     assert stored["real_or_synthetic"].client["timed_out"] is True
 
 
-def test_browser_sees_the_same_requests_and_headers_for_both_sources(live_server, make_study, page):
-    """What the network panel shows differs by source only as the pixels imply."""
-    from readerstudy.archive.encoding import encode_png
-    from readerstudy.archive.models import Image
-
-    study = make_study("paired", cases=4, blank_ms=0)
+def record_image_responses(page) -> list:
     seen = []
 
     def record(response):
@@ -80,6 +75,33 @@ def test_browser_sees_the_same_requests_and_headers_for_both_sources(live_server
             seen.append((response.url, response.body(), response.all_headers(), request.method, request.all_headers()))
 
     page.on("response", record)
+    return seen
+
+
+def request_shapes(seen: list, source_of) -> dict[str, set]:
+    """What the network panel shows of each image, by source, less what the pixels decide.
+
+    The body must be exactly what encoding the image's pixels gives: its size then says
+    nothing the pixels do not."""
+    from readerstudy.archive.encoding import encode_png
+    from readerstudy.archive.models import Image
+
+    shapes = {}
+    for url, body, headers, method, request_headers in seen:
+        image = Image.objects.get(token=url.rsplit("/", 1)[1])
+        assert body == encode_png(image.read_levels())
+        headers = {k: v for k, v in headers.items() if k not in ("date", "content-length")}
+        request_headers = {k: v for k, v in request_headers.items() if k != "cookie"}
+        shapes.setdefault(source_of(image), set()).add(
+            (method, tuple(sorted(headers.items())), tuple(sorted(request_headers.items())))
+        )
+    return shapes
+
+
+def test_browser_sees_the_same_requests_and_headers_for_both_sources(live_server, make_study, page):
+    """What the network panel shows differs by source only as the pixels imply."""
+    study = make_study("paired", cases=4, blank_ms=0)
+    seen = record_image_responses(page)
     page.goto(f"{live_server.url}/studies/{study.pk}/read/")
     for number in range(1, 5):
         page.wait_for_selector(f"text=Case {number} of 4")
@@ -88,12 +110,32 @@ def test_browser_sees_the_same_requests_and_headers_for_both_sources(live_server
         page.keyboard.press("Enter")
     page.wait_for_selector("text=Study complete")
     assert len(seen) == 8
-    shapes = {}
-    for url, body, headers, method, request_headers in seen:
-        image = Image.objects.get(token=url.rsplit("/", 1)[1])
-        # The size is exactly what encoding these pixels gives: it says nothing the pixels do not.
-        assert body == encode_png(image.read_levels())
-        headers = {k: v for k, v in headers.items() if k not in ("date", "content-length")}
-        request_headers = {k: v for k, v in request_headers.items() if k != "cookie"}
-        shapes.setdefault(image.source, set()).add((method, tuple(sorted(headers.items())), tuple(sorted(request_headers.items()))))
+    shapes = request_shapes(seen, lambda image: image.source)
     assert shapes["real"] == shapes["synthetic"] and len(shapes["real"]) == 1
+
+
+def test_every_kind_of_source_looks_the_same_on_the_wire(live_server, pool, checkpoint, readers, page, tmp_path):
+    """A GAN, a bring-your-own ONNX model and the CT renderer in one mixed study: the requests
+    and responses of their images and of the real ones differ only as the pixels imply."""
+    from readerstudy.studies.generation import prepare
+    from readerstudy.studies.models import Generator, Study
+    from tests.synthetic import write_onnx_generator, write_phantom_ct
+
+    onnx_file = write_onnx_generator(tmp_path / "own.onnx", conditional=False, size=32)
+    own = Generator.objects.create(name="own", kind="onnx", path=str(onnx_file))
+    ct = Generator.objects.create(name="ct", kind="ct", path=str(write_phantom_ct(tmp_path / "ct.nii.gz")))
+    study = Study.objects.create(name="three", design="mixed", pool=pool, case_count=6, seed=8, blank_ms=0, is_open=True)
+    study.generators.set([checkpoint, own, ct])
+    prepare(study)
+    study.assign(readers[0])
+    seen = record_image_responses(page)
+    page.goto(f"{live_server.url}/studies/{study.pk}/read/")
+    for number in range(1, 7):
+        page.wait_for_selector(f"text=Case {number} of 6")
+        page.wait_for_selector("#reader.shown")
+        for key in ("R", "3", "Enter"):
+            page.keyboard.press(key)
+    page.wait_for_selector("text=Study complete")
+    shapes = request_shapes(seen, lambda image: image.origin.get("generator", "real"))
+    assert set(shapes) == {"real", "tiny", "own", "ct"}
+    assert len(set.union(*shapes.values())) == 1
