@@ -13,6 +13,8 @@ Sections:
   the multiply-adds per image (StyleGAN2Generator.macs_per_image), achieved TFLOP/s
   (2 FLOP per multiply-add) and the fraction of the dense bf16 peak (--peak-tflops);
   peak GPU memory.
+- profile: the top operators of the served forward pass by self device time (torch.profiler),
+  so the next optimisation starts from where the time goes.
 - reproducibility: repeat bit-identity and alone-vs-batch difference in grey levels (bf16).
 - production: generate + 16-bit PNG encode + write to disk (generator.production) vs
   the bare forward pass of the same batch size, in the same process.
@@ -168,6 +170,8 @@ def bench_sampling(args, device, out_json) -> None:
     best_batch = max(section["runs"], key=lambda r: r["images_per_s"])["batch"]
     section["best"] = max(section["runs"], key=lambda r: r["images_per_s"])
 
+    profile_forward(G, config, device, best_batch, dtype, out_json)
+
     # Reproducibility of the served path (Sampler.sample), bf16 on CUDA.
     alone = sampler.sample_one(7).pixels
     again = Sampler(path, device=device).sample_one(7).pixels
@@ -204,6 +208,46 @@ def bench_sampling(args, device, out_json) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     return lambda: bench_compile(args, device, out_json, G, config, dtype, best_batch, record, section)
 
+
+
+def profile_forward(G, config, device, batch, dtype, out_json, top: int = 25) -> None:
+    """Where a forward pass spends its time: the top operators by self device time (CPU time
+    on a CPU), over 3 passes of the served layout at the fastest batch size."""
+    from torch.profiler import ProfilerActivity, profile
+
+    inputs = [seed_inputs(s, config.latent_dim) for s in range(batch)]
+    z = torch.stack([z for z, _ in inputs]).to(device)
+    keys = torch.tensor([k for _, k in inputs], dtype=torch.int64, device=device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    try:
+        with torch.inference_mode():
+            G(z, noise_keys=keys, dtype=dtype)
+            sync(device)
+            with profile(activities=activities) as prof:
+                for _ in range(3):
+                    G(z, noise_keys=keys, dtype=dtype)
+                sync(device)
+        events = prof.key_averages()
+
+        def self_time(event) -> float:  # microseconds; the attribute's name changed across torch releases
+            if device.type == "cuda":
+                return float(getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0))
+            return float(event.self_cpu_time_total)
+
+        total = sum(self_time(e) for e in events) or 1.0
+        ranked = sorted(events, key=self_time, reverse=True)[:top]
+        RESULTS["profile"] = {
+            "batch": batch, "passes": 3, "clock": "device" if device.type == "cuda" else "cpu",
+            "total_ms_per_pass": round(total / 3 / 1000, 2),
+            "top": [{"op": e.key, "calls_per_pass": round(e.count / 3, 1), "ms_per_pass": round(self_time(e) / 3 / 1000, 3),
+                     "pct": round(100 * self_time(e) / total, 1)} for e in ranked],
+        }
+    except Exception as exc:  # noqa: BLE001 - a profiler failure must not cost the other sections
+        RESULTS["profile"] = {"error": repr(exc)[:500]}
+    print("profile", {k: v for k, v in RESULTS["profile"].items() if k != "top"}, flush=True)
+    for row in RESULTS["profile"].get("top", [])[:12]:
+        print("  ", row, flush=True)
+    save(out_json)
 
 
 def bench_compile(args, device, out_json, G, config, dtype, best_batch, record, section) -> None:
