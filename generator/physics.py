@@ -99,6 +99,11 @@ def find_demo_ct() -> Path:
     )
 
 
+# 1024 x 1024 x 512 voxels (2 GiB as float32): far above a diagnostic chest or pelvis CT, and
+# well below what would exhaust the memory of the process that reads it.
+MAX_CT_VOXELS = 1024 * 1024 * 512
+
+
 def load_ct(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Read a CT as float32 HU in RAS orientation, with its voxel spacing in mm.
 
@@ -107,10 +112,15 @@ def load_ct(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     import nibabel as nib  # only CT reading needs it; GPU training boxes may not have it
 
     image = load_dicom_series(path) if Path(path).is_dir() else nib.load(str(path))
+    shape = tuple(image.shape)
+    if len(shape) != 3:
+        raise ValueError(f"{path}: expected a 3-D volume, got shape {shape}")
+    voxels = math.prod(shape)
+    if voxels > MAX_CT_VOXELS:
+        raise ValueError(f"{path}: {shape} is {voxels:,} voxels ({voxels * 4 / 2**30:.0f} GiB to read), "
+                         f"more than the {MAX_CT_VOXELS:,} a CT may have here")
     image = nib.as_closest_canonical(image)
     hu = np.ascontiguousarray(image.get_fdata(dtype=np.float32))
-    if hu.ndim != 3:
-        raise ValueError(f"{path}: expected a 3-D volume, got shape {hu.shape}")
     spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
     return hu, spacing  # type: ignore[return-value]
 
@@ -148,6 +158,10 @@ def load_dicom_series(folder: str | Path):
     steps = np.diff(positions @ normal)
     if steps.min() <= 0 or steps.max() - steps.min() > 0.01 * steps.mean() + 1e-3:
         raise ValueError(f"{folder}: slices are not evenly spaced")
+    voxels = len(slices) * int(slices[0].Rows) * int(slices[0].Columns)
+    if voxels > MAX_CT_VOXELS:
+        raise ValueError(f"{folder}: {len(slices)} slices of {slices[0].Rows} x {slices[0].Columns} are {voxels:,} voxels, "
+                         f"more than the {MAX_CT_VOXELS:,} a CT may have here")
     row_spacing, col_spacing = (float(v) for v in slices[0].PixelSpacing)  # between rows, between columns
     volume = np.stack([
         ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))

@@ -133,3 +133,16 @@ def test_dicom_series_loads_like_the_nifti(tmp_path):
     assert np.abs(from_dicom - from_nifti).max() <= 0.5
     volume = load_attenuation_volume(tmp_path / "series", 32)
     assert render_projection(volume, 32, seed=3).shape == (32, 32)
+
+
+def test_an_oversized_ct_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from generator import physics
+
+    hu = phantom_hu()
+    nifti = tmp_path / "phantom.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.diag([*SPACING, 1.0])), nifti)
+    _write_dicom_series(tmp_path / "series", hu, SPACING)
+    monkeypatch.setattr(physics, "MAX_CT_VOXELS", hu.size - 1)
+    for path in (nifti, tmp_path / "series"):
+        with pytest.raises(ValueError, match=f"more than the {hu.size - 1:,}"):
+            physics.load_ct(path)

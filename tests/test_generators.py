@@ -275,3 +275,17 @@ def test_studies_from_before_several_generators_keep_their_generator():
     assert [g.name for g in migrated.sources()] == ["old-gan"]
     assert migrated.sources()[0].kind == "gan" and migrated.sources()[0].sha256 == "a" * 64
     assert [(c.index, c.generator and c.generator.name) for c in migrated.cases.order_by("index")] == [(0, "old-gan"), (1, None)]
+
+
+def test_a_corrupt_or_oversized_ct_is_refused_at_registration(db, tmp_path, monkeypatch):
+    import gzip
+
+    corrupt = tmp_path / "corrupt.nii.gz"
+    corrupt.write_bytes(gzip.compress(b"\x00" * 200))
+    with pytest.raises(ValidationError, match="cannot be read as a ct source"):
+        Generator(name="bad", kind="ct", path=str(corrupt)).full_clean()
+    from generator import physics
+
+    monkeypatch.setattr(physics, "MAX_CT_VOXELS", 1000)  # the phantom has 48 x 40 x 48
+    with pytest.raises(ValidationError, match="more than the 1,000 a CT may have"):
+        Generator(name="big", kind="ct", path=str(write_phantom_ct(tmp_path / "ct.nii.gz"))).full_clean()
