@@ -176,7 +176,8 @@ def test_zip_import_and_dicom_is_deidentified(tmp_path):
         zf.writestr("__MACOSX/._scan.dcm", b"junk")
     pool = Pool.objects.create(name="z", presentation_size=32)
     summary = import_images(archive, pool)
-    assert sorted(summary.imported) == ["patient/other.png", "patient/scan.dcm"]
+    assert summary.imported == ["patient/scan.dcm"]
+    assert "8-bit grey levels in a 16-bit pool" in dict(summary.skipped)["patient/other.png"]
     stored = Image.objects.get(origin__filename="patient/scan.dcm").read_bytes()
     assert b"Doe" not in stored and b"12345" not in stored and b"DICM" not in stored
     assert stored.startswith(b"\x89PNG")
@@ -225,3 +226,18 @@ def test_colour_dicom_is_refused():
     ds.save_as(buffer)
     with pytest.raises(Refused, match="colour DICOM"):
         decode(buffer.getvalue(), max_pixels=10**6)
+
+
+def test_eight_bit_images_go_into_eight_bit_pools(tmp_path):
+    """In a 16-bit pool an 8-bit image keeps its 256 levels while synthetic images use all
+    65,536: a narrow window would show steps in one and not the other."""
+    folder = tmp_path / "eight"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"jpeg-like-{i}.png").write_bytes(png_bytes((smooth_image(20 + i, size=32) * 255).astype(np.uint8)))
+    write_png16(folder / "sixteen.png", smooth_image(30, size=32))
+    sixteen = import_images(folder, Pool.objects.create(name="sixteen", presentation_size=32, bit_depth=16))
+    assert sixteen.imported == ["sixteen.png"]
+    assert all("--bit-depth 8" in reason for _, reason in sixteen.skipped) and len(sixteen.skipped) == 3
+    eight = import_images(folder, Pool.objects.create(name="eight", presentation_size=32, bit_depth=8))
+    assert len(eight.imported) == 4 and not eight.skipped

@@ -98,6 +98,9 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
                 summary.skipped.append((name, str(refusal)))
                 continue
             levels = pool.present(pixels)
+            if problem := pool.precision_problem(levels):
+                summary.skipped.append((name, problem))
+                continue
             digest = pixel_sha256(levels)
             if digest in known:
                 summary.duplicates.append((name, known[digest]))

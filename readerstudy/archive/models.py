@@ -41,6 +41,22 @@ class Pool(models.Model):
     def present(self, pixels: np.ndarray) -> np.ndarray:
         return encoding.to_presentation(pixels, self.presentation_size, self.bit_depth)
 
+    def precision_problem(self, levels: np.ndarray) -> str | None:
+        """Why a real image's presentation pixels would stand out in this pool, or None.
+
+        An 8-bit source shown at its own size in a 16-bit pool keeps its 256 grey levels
+        (multiples of 257), while a synthetic image uses all 65,536: a narrow window
+        shows steps in one and not the other. Resizing blends the steps away, so the
+        test is on the presented pixels: most of them on the 8-bit grid (a 16-bit
+        image puts about 1 pixel in 257 there by chance).
+        """
+        if self.bit_depth == 16 and np.mean(levels % 257 == 0) > 0.5:
+            return (
+                "8-bit grey levels in a 16-bit pool: under a narrow window their steps would tell this image "
+                "from synthetic ones; import 8-bit images into an 8-bit pool (--bit-depth 8)"
+            )
+        return None
+
 
 class Image(models.Model):
     """One presentation image, real or synthetic, as readers receive it.
