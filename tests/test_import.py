@@ -241,3 +241,13 @@ def test_eight_bit_images_go_into_eight_bit_pools(tmp_path):
     assert all("--bit-depth 8" in reason for _, reason in sixteen.skipped) and len(sixteen.skipped) == 3
     eight = import_images(folder, Pool.objects.create(name="eight", presentation_size=32, bit_depth=8))
     assert len(eight.imported) == 4 and not eight.skipped
+
+
+def test_a_pool_the_command_created_for_nothing_is_not_kept(tmp_path, capsys):
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes((smooth_image(40, size=32) * 255).astype(np.uint8)))
+    call_command("import_images", str(folder), "--pool", "knees", "--size", "32")
+    assert "was not kept" in capsys.readouterr().out and not Pool.objects.filter(name="knees").exists()
+    call_command("import_images", str(folder), "--pool", "knees", "--size", "32", "--bit-depth", "8")
+    assert Pool.objects.get(name="knees").images.count() == 1

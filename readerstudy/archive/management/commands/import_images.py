@@ -14,7 +14,10 @@ class Command(BaseCommand):
         parser.add_argument("--pool", required=True, help="pool name; created if it does not exist")
         parser.add_argument("--size", type=int, help="presentation size in pixels (new pools; default 256)")
         parser.add_argument("--labels", type=Path, help="CSV with columns filename,label (e.g. a Kellgren-Lawrence grade)")
-        parser.add_argument("--bit-depth", type=int, choices=[8, 16], help="presentation bit depth (new pools; default 16)")
+        parser.add_argument(
+            "--bit-depth", type=int, choices=[8, 16],
+            help="presentation bit depth (new pools; default 16; 8 for 8-bit archives such as most JPEG and PNG exports)",
+        )
 
     def handle(self, path: Path, pool: str, size: int | None, bit_depth: int | None, labels: Path | None, **options):
         if not path.exists():
@@ -33,3 +36,6 @@ class Command(BaseCommand):
         summary = import_images(path, target, label_map)
         for line in summary.lines():
             self.stdout.write(line)
+        if created and not summary.imported:
+            target.delete()  # so that running again with other options is not refused by an empty pool
+            self.stdout.write(f"Pool {pool} was not kept: nothing could be imported into it.")
