@@ -17,6 +17,7 @@ urlpatterns = [
     path("studies/<int:study_id>/report/", analysis.report, name="report"),
     path("studies/<int:study_id>/report.json", analysis.report_json, name="report_json"),
     path("studies/<int:study_id>/answers.csv", analysis.answers_csv, name="answers_csv"),
+    path("studies/<int:study_id>/provenance.json", analysis.provenance_json, name="provenance_json"),
     path("studies/<int:study_id>/ratings.imrmc", analysis.answers_imrmc, name="answers_imrmc"),
     path("studies/<int:study_id>/power/", analysis.power, name="power"),
     path("admin/", admin.site.urls),

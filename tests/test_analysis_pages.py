@@ -92,7 +92,7 @@ def test_readers_cannot_open_reports(make_study, readers):
     study = make_study("paired", cases=2)
     client = Client()
     client.force_login(readers[0])
-    for suffix in ("report/", "report.json", "answers.csv", "ratings.imrmc", "power/"):
+    for suffix in ("report/", "report.json", "answers.csv", "ratings.imrmc", "power/", "provenance.json"):
         assert client.get(f"/studies/{study.pk}/{suffix}").status_code == 403
 
 

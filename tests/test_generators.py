@@ -205,6 +205,14 @@ def test_refused_candidates_are_replaced_recorded_and_rebuilt(pool, readers, tin
     client.force_login(make_user("analyst", role=Role.ANALYST))
     page = client.get(f"/studies/{study.pk}/report/").content.decode()
     assert "refused 2 as too similar" in page and "screened" in page
+    made = client.get(f"/studies/{study.pk}/provenance.json").json()
+    assert made["privacy_screen"] == {"screened": {"cases": 8, "refused": 2}}
+    assert made["generators"][0]["privacy_screen_sha256"] == screened.privacy_sha256
+    for case in made["cases"]:
+        synthetic = case["synthetic_image"]
+        assert synthetic["seed"] == replacement_seed(synthetic["drawn_seed"], synthetic["privacy_refusals"])
+        assert synthetic["provenance"]["seed"] == synthetic["seed"] and case["real_image"]["filename"]
+    assert sorted(c["synthetic_image"]["drawn_seed"] for c in made["cases"] if c["synthetic_image"]["privacy_refusals"]) == sorted(planted)
 
     refused.update(privacy_refusals=0)  # as if the record had lost the refusal
     assert any("now refused" in line for line in rebuild_differences(study))

@@ -3,6 +3,10 @@
 Practice cases are left out (they are for training readers, not for
 analysis), and where a reader revised an answer only the latest revision
 counts.
+
+`study_provenance` is the other export: how every case was made (which real
+image, which generator, seed and privacy-screen refusals), for the methods
+section and for anyone repeating the study.
 """
 
 from __future__ import annotations
@@ -54,3 +58,34 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
             )
         )
     return rows
+
+
+def study_provenance(study: Study) -> dict:
+    """The study's generators and, per case (numbered as in the tidy rows), how its images were made."""
+    cases = []
+    for case in study.cases.select_related("real_image", "synthetic_image", "generator").order_by("index"):
+        real, synthetic = case.real_image, case.synthetic_image
+        cases.append({
+            "case": case.index + 1,
+            "practice": case.is_practice,
+            "real_image": None if real is None else {
+                "filename": real.origin.get("filename"), "label": real.origin.get("label"), "pixel_sha256": real.pixel_sha256,
+            },
+            "synthetic_image": None if case.synthetic_seed is None else {
+                "generator": case.generator.name,
+                "drawn_seed": case.synthetic_seed,
+                "privacy_refusals": case.privacy_refusals,
+                "seed": case.generation_seed,
+                "label": case.synthetic_label,
+                "pixel_sha256": synthetic.pixel_sha256 if synthetic else None,
+                "provenance": synthetic.origin if synthetic else None,
+            },
+        })
+    generators = [
+        {"name": g.name, "kind": g.kind, "sha256": g.sha256, "privacy_screen_sha256": g.privacy_sha256 or None, "config": g.config}
+        for g in study.sources()
+    ]
+    return {
+        "study": study.name, "design": study.design, "seed": study.seed, "truncation": study.truncation,
+        "generators": generators, "privacy_screen": study.privacy_counts(), "cases": cases,
+    }

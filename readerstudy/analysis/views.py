@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 
 from readerstudy.accounts.models import profile_of
-from readerstudy.analysis.export import rows_for_study
+from readerstudy.analysis.export import rows_for_study, study_provenance
 from readerstudy.analysis.imrmc import to_imrmc
 from readerstudy.analysis.plots import report_figures
 from readerstudy.analysis.power import sample_size_grid
@@ -42,6 +42,13 @@ def report(request: HttpRequest, study_id: int) -> HttpResponse:
 def report_json(request: HttpRequest, study_id: int) -> JsonResponse:
     study = _study_for_analyst(request, study_id)
     return JsonResponse(_report(study), json_dumps_params={"indent": 2, "sort_keys": True})
+
+
+@login_required
+def provenance_json(request: HttpRequest, study_id: int) -> JsonResponse:
+    """How every case was made: for the methods section and for repeating the study (analysts only)."""
+    study = _study_for_analyst(request, study_id)
+    return JsonResponse(study_provenance(study), json_dumps_params={"indent": 2, "sort_keys": True})
 
 
 @login_required
