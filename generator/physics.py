@@ -254,20 +254,16 @@ def render_archive(volume_path: str | Path, out_dir: str | Path, count: int, siz
 
 def volume_sha256(path: str | Path) -> str:
     """Fingerprint of a CT: its file's SHA-256, or for a DICOM folder, of its files' names and hashes."""
+    from .checkpoints import checkpoint_sha256  # the one file hash
+
     path = Path(path)
     if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(f for f in path.iterdir() if f.is_file())
-    else:
+        return checkpoint_sha256(path)
+    if not path.is_dir():
         raise FileNotFoundError(f"no CT at {path}")
     digest = hashlib.sha256()
-    for file in files:
-        if path.is_dir():
-            digest.update(file.name.encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    for file in sorted(f for f in path.iterdir() if f.is_file()):
+        digest.update(f"{file.name}\0{checkpoint_sha256(file)}\n".encode())
     return digest.hexdigest()
 
 

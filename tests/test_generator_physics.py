@@ -146,3 +146,16 @@ def test_an_oversized_ct_is_refused_before_it_is_read(tmp_path, monkeypatch):
     for path in (nifti, tmp_path / "series"):
         with pytest.raises(ValueError, match=f"more than the {hu.size - 1:,}"):
             physics.load_ct(path)
+
+
+def test_a_dicom_series_is_fingerprinted_by_its_files(tmp_path):
+    from generator.physics import volume_sha256
+
+    _write_dicom_series(tmp_path / "series", phantom_hu(), SPACING)
+    first = volume_sha256(tmp_path / "series")
+    assert volume_sha256(tmp_path / "series") == first and len(first) == 64
+    slice_file = sorted((tmp_path / "series").iterdir())[3]
+    slice_file.write_bytes(slice_file.read_bytes() + b"\0")
+    assert volume_sha256(tmp_path / "series") != first
+    with pytest.raises(FileNotFoundError):
+        volume_sha256(tmp_path / "nowhere")
