@@ -56,12 +56,21 @@ def hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
+def _hash32_int(x: int) -> int:
+    """hash32 of one Python int (a constant to torch.compile, not a tensor on the device)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
+
+
 def seeded_noise(keys: torch.Tensor, layer: int, height: int, width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(B, 1, H, W) standard-normal noise, a pure function of (key, layer, pixel).
 
     `keys` is a (B,) int64 tensor of values in [0, 2**32) on the target device.
     """
-    base = hash32((keys.view(-1, 1) ^ hash32(torch.tensor(layer + 1, device=keys.device))) & _M32)
+    base = hash32((keys.view(-1, 1) ^ _hash32_int(layer + 1)) & _M32)
     index = torch.arange(height * width, device=keys.device, dtype=torch.int64).view(1, -1) * 2
     h1 = hash32((base + index) & _M32)
     h2 = hash32((base + index + 1) & _M32)
@@ -106,6 +115,35 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+# Bilinear 2x upsampling (align_corners=False) followed by a 3x3 convolution equals, away
+# from the border, a 3x3 convolution of the low-resolution input (padded by replication,
+# as the upsampling clamps) into 4 output phases: phase p of output pixel 2i+p reads low
+# pixels i-1..i+1 with kernel M[p] K M[q]^T. _PHASES[p][t][a] is how much high-res tap a
+# of the kernel owes to low-res tap t.
+_PHASES = (((0.75, 0.25, 0.0), (0.25, 0.75, 0.75), (0.0, 0.0, 0.25)),
+           ((0.25, 0.0, 0.0), (0.75, 0.75, 0.25), (0.0, 0.25, 0.75)))
+
+
+def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """conv2d(_upsample(x), weight, padding=1) without materialising the upsampled input.
+
+    One low-resolution convolution into 4x the channels and a pixel shuffle: a quarter of
+    the input reads and no upsampling pass. The high-resolution zero padding differs from
+    replication only on the outermost ring of output pixels, which is recomputed exactly
+    from two-pixel strips. Same maths as the plain form, different rounding.
+    """
+    out_c, in_c = weight.shape[:2]
+    phases = torch.tensor(_PHASES, dtype=weight.dtype, device=weight.device)
+    kernel = torch.einsum("pta,qsb,oiab->opqits", phases, phases, weight).reshape(4 * out_c, in_c, 3, 3).to(x.dtype)
+    weight = weight.to(x.dtype)
+    y = F.pixel_shuffle(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel), 2)
+    y[:, :, :1] = F.conv2d(_upsample(x[:, :, :2])[:, :, :2], weight, padding=1)[:, :, :1]
+    y[:, :, -1:] = F.conv2d(_upsample(x[:, :, -2:])[:, :, 2:], weight, padding=1)[:, :, 1:]
+    y[..., :1] = F.conv2d(_upsample(x[..., :2])[..., :2], weight, padding=1)[..., :1]
+    y[..., -1:] = F.conv2d(_upsample(x[..., -2:])[..., 2:], weight, padding=1)[..., 1:]
+    return y
+
+
 class ModulatedConv(nn.Module):
     """Style-modulated convolution; demodulated unless it is a toRGB layer."""
 
@@ -116,14 +154,16 @@ class ModulatedConv(nn.Module):
         self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
         self.scale = 1.0 / math.sqrt(in_channels * kernel * kernel)
         self.demodulate, self.up, self.padding = demodulate, up, kernel // 2
-        self.fused = False  # see set_fused_modulation
+        self.fused = False  # see StyleGAN2Generator.set_fused_modulation
+        self.subpixel = False  # see StyleGAN2Generator.set_subpixel_upsampling
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         """`gain` scales the input (the previous layer's activation gain, folded in here
         to save a pass over the activations); demodulation ignores it, as it should."""
         styles = self.affine(w).float()  # (B, Cin), fp32 whatever the activations' dtype
         weight = self.weight * self.scale
-        if self.up:
+        subpixel = self.up and self.subpixel and not self.fused
+        if self.up and not subpixel:
             x = _upsample(x)
         if self.demodulate:
             demod = torch.rsqrt(styles.square() @ weight.float().square().sum(dim=(2, 3)).t() + 1e-8)  # (B, Cout)
@@ -140,7 +180,10 @@ class ModulatedConv(nn.Module):
             out = F.conv2d(x.reshape(1, b * c_in, h, w_), weights, padding=self.padding, groups=b)
             return out.view(b, -1, h, w_)
         x = x * (styles * gain).to(x.dtype)[:, :, None, None]
-        x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if subpixel:
+            x = upsample_conv3x3(x, weight)  # phase kernels built in fp32
+        else:
+            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if demod is not None:
             x = x * demod.to(x.dtype)[:, :, None, None]
         return x
@@ -236,6 +279,20 @@ class StyleGAN2Generator(nn.Module):
             if isinstance(module, ModulatedConv):
                 module.fused = fused
         return self
+
+    def set_subpixel_upsampling(self, subpixel: bool) -> StyleGAN2Generator:
+        """Upsample-then-convolve as one low-resolution convolution into 4 phases
+        (upsample_conv3x3): fewer passes over the largest activations. Same maths."""
+        for module in self.modules():
+            if isinstance(module, ModulatedConv):
+                module.subpixel = subpixel
+        return self
+
+    def forward_form(self) -> str:
+        """Which of the equivalent forms the forward pass uses (they round differently)."""
+        conv = self.blocks[0][0].conv if len(self.blocks) else self.first.conv
+        form = "grouped-modulation" if conv.fused else "activation-modulation"
+        return form + ("+subpixel-upsampling" if conv.subpixel and not conv.fused else "")
 
     def map(self, z: torch.Tensor, labels: torch.Tensor | None = None,
             truncation: torch.Tensor | float | None = None) -> torch.Tensor:

@@ -34,7 +34,13 @@ def test_bf16_sampling_repeats_exactly_and_stays_close_in_batches(checkpoint):
     batch = sampler.sample([SampleRequest(s) for s in (1, 2, 7, *range(100, 130))])
     # Forward passes are padded to one batch size on CUDA, so batch mates change nothing.
     assert np.array_equal(batch[2].pixels, alone.pixels)
-    fp32 = Sampler(checkpoint, precision="fp32").sample_one(7)
+    # The served form (subpixel upsampling, compiled) against the plain eager one.
+    assert sampler.compiled, sampler.compile_error
+    assert alone.provenance["forward"] == "activation-modulation+subpixel-upsampling+torch.compile"
+    eager = Sampler(checkpoint, compile=False)
+    eager.generator.set_subpixel_upsampling(False)
+    assert np.abs(eager.sample_one(7).pixels - alone.pixels).mean() < 0.5 / 255
+    fp32 = Sampler(checkpoint, precision="fp32", compile=False).sample_one(7)
     cpu = Sampler(checkpoint, device="cpu").sample_one(7)
     assert np.abs(fp32.pixels - cpu.pixels).max() <= 1 / 255
     assert np.abs(alone.pixels - cpu.pixels).mean() < 0.01

@@ -7,13 +7,14 @@ import threading
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from generator.augment import diff_augment
 from generator.checkpoints import load_checkpoint, save_checkpoint
 from generator.config import GeneratorConfig
 from generator.networks import build_discriminator, build_generator
 from generator.sampling import BatchingSampler, SampleRequest, Sampler
-from generator.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, seeded_noise
+from generator.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, seeded_noise, upsample_conv3x3
 
 CONFIG = GeneratorConfig(architecture="stylegan2", resolution=32, latent_dim=16, base_width=4, max_width=16,
                          mapping_layers=2)
@@ -76,6 +77,24 @@ def test_noise_changes_the_image_and_fused_modulation_matches():
     assert (a - fused).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("height, width", [(2, 2), (3, 5), (8, 8), (16, 9)])
+def test_subpixel_upsample_conv_equals_upsampling_then_convolving(height, width):
+    x = torch.randn(2, 5, height, width, dtype=torch.float64)
+    weight = torch.randn(7, 5, 3, 3, dtype=torch.float64)
+    expected = F.conv2d(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False), weight, padding=1)
+    assert torch.allclose(upsample_conv3x3(x, weight), expected, atol=1e-12)
+
+
+def test_subpixel_generator_matches_the_direct_form():
+    G = _generator().eval()
+    z, keys = torch.randn(2, 16), torch.tensor([1, 2])
+    with torch.no_grad():
+        direct = G(z, noise_keys=keys)
+        subpixel = G.set_subpixel_upsampling(True)(z, noise_keys=keys)
+    assert G.forward_form() == "activation-modulation+subpixel-upsampling"
+    assert (direct - subpixel).abs().max() < 1e-4
+
+
 def test_truncation_pulls_towards_the_class_average():
     G = _generator(CONDITIONAL).eval()
     z, y = torch.randn(2, 16), torch.tensor([1, 1])
@@ -114,7 +133,7 @@ def test_sampler_is_reproducible_and_batch_independent(tmp_path):
     assert np.abs(batch[2].pixels - first.pixels).max() <= 1 / 255
     again = sampler.sample([SampleRequest(s) for s in (1, 2, 42, *range(100, 120))])
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(batch, again))  # same batch: bit-identical
-    assert first.provenance | {"architecture": "stylegan2", "precision": "fp32", "noise": "seeded-hash-v1",
+    assert first.provenance | {"architecture": "stylegan2", "precision": "fp32", "noise": "seeded-hash-v1", "forward": "grouped-modulation",
                                "seed": 42, "batch_size": 1} == first.provenance
     assert batch[2].provenance["batch_size"] == 23
     assert np.abs(batch[0].pixels - batch[1].pixels).mean() > 1e-3
