@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,30 @@ def save_png(pixels: np.ndarray, path: str | Path, bits: int = 16) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(scaled).save(path)
     return path
+
+
+def encode_png16(pixels: np.ndarray, compress_level: int = 1) -> bytes:
+    """A 16-bit greyscale PNG of a uint16 HxW array, every row "Up"-filtered.
+
+    For bulk production (generator/production.py): about twice as fast as Pillow's
+    encoder, which tries several filters per row, and as small on smooth radiographs.
+    zlib releases the GIL, so threads encode in parallel.
+    """
+    if pixels.dtype != np.uint16 or pixels.ndim != 2:
+        raise ValueError(f"need a 2-D uint16 array, got {pixels.dtype} {pixels.shape}")
+    height, width = pixels.shape
+    rows = pixels.astype(">u2").view(np.uint8).reshape(height, 2 * width)
+    filtered = np.empty((height, 2 * width + 1), dtype=np.uint8)
+    filtered[:, 0] = 2  # filter type Up: each byte minus the byte above it, modulo 256
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)  # 16-bit greyscale, not interlaced
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(filtered.tobytes(), compress_level)) + chunk(b"IEND", b""))
 
 
 def make_grid(images: Sequence[np.ndarray], columns: int | None = None, gap: int = 2) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Bulk production: generate, encode (16-bit PNG) and store many samples, pipelined.
 
 The device computes batch i+1 while a pool of threads encodes and writes batch i
-(Pillow's PNG encoder releases the GIL). Pixels are quantised on the device, so only
+(generator.images.encode_png16; zlib releases the GIL). Pixels are quantised on the device, so only
 integers cross to the host. Used by `python -m generator sample --count N` and by the
 GPU benchmark (bench/bench_generator_gpu.py).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from .images import encode_png16
 from .sampling import SampleRequest, Sampler
 
 
@@ -53,7 +53,7 @@ def write_samples(
             if not ok:
                 return None, record
         path = out / f"seed-{request.seed}.png"
-        Image.fromarray(pixels).save(path, compress_level=compress_level)
+        path.write_bytes(encode_png16(pixels, compress_level))
         record["file"] = path.name
         return path, record
 

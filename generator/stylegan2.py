@@ -134,9 +134,14 @@ def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """
     out_c, in_c = weight.shape[:2]
     phases = torch.tensor(_PHASES, dtype=weight.dtype, device=weight.device)
-    kernel = torch.einsum("pta,qsb,oiab->opqits", phases, phases, weight).reshape(4 * out_c, in_c, 3, 3).to(x.dtype)
+    kernel = torch.einsum("pta,qsb,oiab->pqoits", phases, phases, weight).reshape(4 * out_c, in_c, 3, 3).to(x.dtype)
     weight = weight.to(x.dtype)
-    y = F.pixel_shuffle(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel), 2)
+    low = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel)  # channel (2p + q) * out_c + o
+    b, _, h, w = low.shape
+    # Interleave the phases as channels-last memory: each pixel's out_c channels move as one
+    # contiguous run (pixel_shuffle's channel order would gather them with a stride of 4).
+    y = (low.permute(0, 2, 3, 1).reshape(b, h, w, 2, 2, out_c).permute(0, 1, 3, 2, 4, 5)
+         .reshape(b, 2 * h, 2 * w, out_c).permute(0, 3, 1, 2))
     y[:, :, :1] = F.conv2d(_upsample(x[:, :, :2])[:, :, :2], weight, padding=1)[:, :, :1]
     y[:, :, -1:] = F.conv2d(_upsample(x[:, :, -2:])[:, :, 2:], weight, padding=1)[:, :, 1:]
     y[..., :1] = F.conv2d(_upsample(x[..., :2])[..., :2], weight, padding=1)[..., :1]

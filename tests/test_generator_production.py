@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from generator.__main__ import main
 from generator.checkpoints import save_checkpoint
 from generator.config import GeneratorConfig
+from generator.images import encode_png16
 from generator.networks import build_generator
 from generator.production import write_samples
 from generator.sampling import SampleRequest, Sampler
@@ -36,3 +38,15 @@ def test_write_samples_matches_sampler(tmp_path):
     assert main(["sample", "--checkpoint", str(path), "--count", "3", "--seed", "10", "--out", str(tmp_path / "cli"),
                  "--device", "cpu"]) == 0
     assert sorted(p.name for p in (tmp_path / "cli").glob("*.png")) == ["seed-10.png", "seed-11.png", "seed-12.png"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 3), (64, 48)])
+def test_png16_encoder_round_trips_through_pillow(tmp_path, shape):
+    pixels = np.random.default_rng(0).integers(0, 65536, shape, dtype=np.uint16)
+    path = tmp_path / "x.png"
+    path.write_bytes(encode_png16(pixels))
+    with Image.open(path) as image:
+        assert image.size == shape[::-1] and image.mode in ("I;16", "I;16B", "I")
+        assert np.array_equal(np.asarray(image).astype(np.uint16), pixels)
+    with pytest.raises(ValueError, match="uint16"):
+        encode_png16(pixels.astype(np.int32))
