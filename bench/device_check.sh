@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot GPU check of the generator (run by the `run` device tool from the repo root;
 # $OUT is the folder whose files come back). Budget: finishes inside ~400 s.
-#   1. pytest tests/test_generator_cuda.py (the CUDA-only checks; TESTS= to run others)
+#   1. pytest tests/test_generator_cuda.py (the CUDA-only checks; TESTS= to run others;
+#      BENCH_ARGS= passes options to the bench, e.g. "--skip-training --compile-if-before-s 0")
 #   2. bench/bench_generator_gpu.py: 512x512 bf16 sampling, reproducibility, production
 #      vs bare forward, training images/s at 256x256 with GPU utilisation, peak memory
 #   3. with DEMO_TRAIN=1: trains the demo StyleGAN2 at 256x256 on gpu-carry/demo-archive-256 (rendered
@@ -24,7 +25,7 @@ if [ "${TINY:-0}" = 1 ]; then
   BENCH_ARGS="--tiny --device cpu"; TESTS=${TESTS:-tests/test_generator_stylegan2.py tests/test_generator_standalone.py}; TRAIN_ARGS="--resolution 32 --latent-dim 16 --base-width 4 --max-width 16 --batch-size 4 --device cpu"
   DATA=${DATA:-gpu-carry/demo-archive-256}
 else
-  BENCH_ARGS=""; TRAIN_ARGS="--resolution 256 --latent-dim 128 --base-width 16 --max-width 128 --batch-size 64"
+  BENCH_ARGS=${BENCH_ARGS:-}; TRAIN_ARGS="--resolution 256 --latent-dim 128 --base-width 16 --max-width 128 --batch-size 64"
   DATA=gpu-carry/demo-archive-256
 fi
 
