@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 
@@ -24,28 +25,45 @@ def save_png(pixels: np.ndarray, path: str | Path, bits: int = 16) -> Path:
     return path
 
 
-def encode_png16(pixels: np.ndarray, compress_level: int = 1) -> bytes:
-    """A 16-bit greyscale PNG of a uint16 HxW array, every row "Up"-filtered.
+def png16_scanlines(levels: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) grey levels 0..65535 -> (B, H, 2W + 1) uint8 16-bit PNG scanlines, "Up"-filtered.
 
-    For bulk production (generator/production.py): about twice as fast as Pillow's
-    encoder, which tries several filters per row, and as small on smooth radiographs.
-    zlib releases the GIL, so threads encode in parallel.
+    Each row is filter byte 2, then each big-endian byte minus the byte above it (modulo
+    256, as uint8 arithmetic wraps). Runs where `levels` is: on a GPU, so that the host
+    threads of generator/production.py only compress. On smooth radiographs "Up" makes
+    files as small as Pillow's per-row filter search, at a fraction of its cost.
     """
-    if pixels.dtype != np.uint16 or pixels.ndim != 2:
-        raise ValueError(f"need a 2-D uint16 array, got {pixels.dtype} {pixels.shape}")
-    height, width = pixels.shape
-    rows = pixels.astype(">u2").view(np.uint8).reshape(height, 2 * width)
-    filtered = np.empty((height, 2 * width + 1), dtype=np.uint8)
-    filtered[:, 0] = 2  # filter type Up: each byte minus the byte above it, modulo 256
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    levels = levels.to(torch.int32)
+    count, height, width = levels.shape
+    rows = torch.stack([levels >> 8, levels & 255], dim=-1).to(torch.uint8).reshape(count, height, 2 * width)
+    lines = torch.empty((count, height, 2 * width + 1), dtype=torch.uint8, device=levels.device)
+    lines[:, :, 0] = 2
+    lines[:, :1, 1:] = rows[:, :1]
+    torch.sub(rows[:, 1:], rows[:, :-1], out=lines[:, 1:, 1:])
+    return lines
+
+
+def png16_file(scanlines: np.ndarray, compress_level: int = 1) -> bytes:
+    """The PNG file of one image's filtered scanlines (png16_scanlines); zlib releases the GIL."""
+    height, row_bytes = scanlines.shape
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)  # 16-bit greyscale, not interlaced
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(filtered.tobytes(), compress_level)) + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", (row_bytes - 1) // 2, height, 16, 0, 0, 0, 0)  # 16-bit grey, no interlace
+    # Run-length matches only: filtered radiographs have runs (flat background) and few
+    # longer repeats, so this is as small as zlib level 1 and over twice as fast.
+    deflate = zlib.compressobj(compress_level, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = deflate.compress(np.ascontiguousarray(scanlines)) + deflate.flush()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def encode_png16(pixels: np.ndarray, compress_level: int = 1) -> bytes:
+    """A 16-bit greyscale PNG of a uint16 HxW array (png16_scanlines, then png16_file)."""
+    if pixels.dtype != np.uint16 or pixels.ndim != 2:
+        raise ValueError(f"need a 2-D uint16 array, got {pixels.dtype} {pixels.shape}")
+    lines = png16_scanlines(torch.from_numpy(pixels.astype(np.int32))[None])[0].numpy()
+    return png16_file(lines, compress_level)
 
 
 def make_grid(images: Sequence[np.ndarray], columns: int | None = None, gap: int = 2) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Bulk production: generate, encode (16-bit PNG) and store many samples, pipelined.
 
-The device computes batch i+1 while a pool of threads encodes and writes batch i
-(generator.images.encode_png16; zlib releases the GIL). Pixels are quantised on the device, so only
-integers cross to the host. Used by `python -m generator sample --count N` and by the
-GPU benchmark (bench/bench_generator_gpu.py).
+The device computes batch i+1 while a pool of threads compresses and writes batch i
+(zlib releases the GIL). Pixels are quantised and turned into filtered PNG scanlines on
+the device (generator.images.png16_scanlines), so the host threads only compress. Used
+by `python -m generator sample --count N` and by the GPU benchmark
+(bench/bench_generator_gpu.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .images import encode_png16
+from .images import png16_file, png16_scanlines
 from .sampling import SampleRequest, Sampler
 
 
@@ -43,26 +44,32 @@ def write_samples(
     provenance: list[dict] = []
     paths: list[Path | None] = []
 
-    def encode(request: SampleRequest, pixels: np.ndarray) -> tuple[Path | None, dict]:
+    def encode(request: SampleRequest, lines: np.ndarray, levels: np.ndarray | None) -> tuple[Path | None, dict]:
         record = sampler._provenance | {"seed": request.seed, "label": request.label,
                                         "truncation": float(request.truncation), "batch_size": sampler.pad_to or batch_size}
         screen = sampler.privacy_screen
         if screen is not None:
-            ok, score = screen.check(pixels.astype(np.float32) / 65535.0)
+            ok, score = screen.check(levels.astype(np.float32) / 65535.0)
             record["privacy"] = {"score": round(float(score), 6), "threshold": screen.threshold, "passed": bool(ok)}
             if not ok:
                 return None, record
         path = out / f"seed-{request.seed}.png"
-        path.write_bytes(encode_png16(pixels, compress_level))
+        path.write_bytes(png16_file(lines, compress_level))
         record["file"] = path.name
         return path, record
 
+    def to_host(tensor: torch.Tensor) -> torch.Tensor:
+        if not cuda:
+            return tensor
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        return host.copy_(tensor, non_blocking=True)
+
     def finish(pending: tuple) -> list:
-        chunk, host, event = pending
+        chunk, lines, levels, event = pending
         if event is not None:
             event.synchronize()
-        pixels = host.numpy().astype(np.uint16)
-        return [pool.submit(encode, request, image) for request, image in zip(chunk, pixels)]
+        levels = [None] * len(chunk) if levels is None else levels.numpy()
+        return [pool.submit(encode, request, image, grey) for request, image, grey in zip(chunk, lines.numpy(), levels)]
 
     futures = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -71,18 +78,16 @@ def write_samples(
             chunk = requests[start:start + batch_size]
             with torch.inference_mode():
                 images = sampler.generate_tensor(chunk)[:, 0]
-                quantised = ((images.float() + 1.0) * 32767.5).round_().clamp_(0, 65535).to(torch.int32)
+                levels = ((images.float() + 1.0) * 32767.5).round_().clamp_(0, 65535).to(torch.int32)
+                lines = to_host(png16_scanlines(levels))
+                levels = to_host(levels) if sampler.privacy_screen is not None else None
             event = None
             if cuda:
-                host = torch.empty(quantised.shape, dtype=torch.int32, pin_memory=True)
-                host.copy_(quantised, non_blocking=True)
                 event = torch.cuda.Event()
                 event.record()
-            else:
-                host = quantised
             if pending is not None:
                 futures += finish(pending)
-            pending = (chunk, host, event)
+            pending = (chunk, lines, levels, event)
         if pending is not None:
             futures += finish(pending)
         for future in futures:
