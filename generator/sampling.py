@@ -13,8 +13,12 @@ levels apart). DCGAN and ONNX models on CUDA batch freely (within one grey level
 StyleGAN2 checkpoints: the same seeded generator that draws z then draws the sample's
 32-bit noise key, from which every noise input is hashed on the device (see
 generator/stylegan2.py), so noise too depends on the seed alone. On CUDA the synthesis
-runs in bf16 (mapping, styles and demodulation stay fp32); on CPU everything is fp32 and
-modulation uses one grouped convolution per layer (faster there).
+runs in bf16 (mapping, styles and demodulation stay fp32), every upsample-and-convolve
+runs as one low-resolution convolution into four phases (stylegan2.upsample_conv3x3), and
+the synthesis network is compiled with torch.compile for the one padded batch shape (3.8x
+the eager forward pass on an H100; README, Benchmarks). On CPU everything is fp32 and
+modulation uses one grouped convolution per layer (faster there). These forms are the same
+maths rounded differently, so each image's provenance names its form ("forward").
 
 Truncation: DCGAN latents are standard normal, whose mean is 0, so truncating towards
 the mean latent is simply z * truncation (1 = no truncation, 0 = the mean image).
