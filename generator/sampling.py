@@ -272,8 +272,24 @@ class Sampler:
                 keys = torch.cat([keys, keys[:1].expand(pad)])
                 truncation = torch.cat([truncation, truncation[:1].expand(pad)])
                 labels = None if labels is None else torch.cat([labels, labels[:1].expand(pad)])
-            images = self.generator(z, labels, noise_keys=keys, truncation=truncation, dtype=self._dtype)
-            return images[:count]
+            w = self.generator.map(z, labels, truncation)
+            return self.synthesize(w, keys)[:count]
+
+    def synthesize(self, w: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """StyleGAN2 synthesis of (B, w_dim) styles with their noise keys, on the device: in
+        chunks of max_batch, each padded to pad_to, so the compiled graph sees one shape and
+        no image depends on its batch mates."""
+        images = []
+        with torch.inference_mode():
+            for start in range(0, w.shape[0], self.max_batch):
+                chunk_w, chunk_keys = w[start:start + self.max_batch], keys[start:start + self.max_batch]
+                count = chunk_w.shape[0]
+                if self.pad_to and count < self.pad_to:
+                    pad = self.pad_to - count
+                    chunk_w = torch.cat([chunk_w, chunk_w[:1].expand(pad, -1)])
+                    chunk_keys = torch.cat([chunk_keys, chunk_keys[:1].expand(pad)])
+                images.append(self.generator.synthesis(chunk_w, chunk_keys, self._dtype)[:count])
+        return torch.cat(images)
 
     def _generate(self, requests: Sequence[SampleRequest]) -> np.ndarray:
         images = self.generate_tensor(requests)

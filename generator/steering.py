@@ -98,14 +98,13 @@ class Steerer:
         ws = torch.stack([self.w_for(r) for r in requests]).to(self.sampler.device)
         keys = torch.tensor([seed_inputs(r.seed, self.G.config.latent_dim)[1] for r in requests],
                             dtype=torch.int64, device=self.sampler.device)
-        with torch.inference_mode():
-            images = self.G.synthesis(ws, keys, self.sampler._dtype)
+        images = self.sampler.synthesize(ws, keys)
         pixels = ((images[:, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
         results = []
         for request, image in zip(requests, pixels):
             provenance = self.sampler._provenance | {
                 "seed": request.seed, "label": request.label, "truncation": float(request.truncation),
-                "batch_size": len(requests),
+                "batch_size": self.sampler.pad_to or min(len(requests), self.sampler.max_batch),
                 "steering": asdict(request) | {"pca_samples": PCA_SAMPLES, "pca_seed": PCA_SEED},
             }
             results.append(SampleResult(pixels=image, provenance=provenance))
