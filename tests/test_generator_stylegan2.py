@@ -13,7 +13,7 @@ from generator.augment import diff_augment
 from generator.checkpoints import load_checkpoint, save_checkpoint
 from generator.config import GeneratorConfig
 from generator.networks import build_discriminator, build_generator
-from generator.sampling import BatchingSampler, SampleRequest, Sampler
+from generator.sampling import BatchingSampler, SampleRequest, Sampler, seed_inputs
 from generator.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, seeded_noise, upsample_conv3x3
 
 CONFIG = GeneratorConfig(architecture="stylegan2", resolution=32, latent_dim=16, base_width=4, max_width=16,
@@ -137,6 +137,19 @@ def test_sampler_is_reproducible_and_batch_independent(tmp_path):
                                "seed": 42, "batch_size": 1} == first.provenance
     assert batch[2].provenance["batch_size"] == 23
     assert np.abs(batch[0].pixels - batch[1].pixels).mean() > 1e-3
+
+
+def test_padded_batches_as_on_cuda_split_and_pad_every_chunk(tmp_path):
+    sampler = Sampler(_checkpoint(tmp_path), device="cpu")
+    sampler.max_batch = sampler.pad_to = 4  # what CUDA does, at a size a test can afford
+    requests = [SampleRequest(s) for s in range(6)]  # two chunks: 4, and 2 padded to 4
+    results = sampler.sample(requests)
+    assert [r.provenance["batch_size"] for r in results] == [4] * 6
+    w = sampler.generator.map(torch.stack([seed_inputs(s, CONFIG.latent_dim)[0] for s in range(6)]))
+    keys = torch.tensor([seed_inputs(s, CONFIG.latent_dim)[1] for s in range(6)])
+    assert sampler.synthesize(w, keys).shape == (6, 1, 32, 32)
+    for request, result in zip(requests[4:], results[4:]):
+        assert np.abs(result.pixels - sampler.sample_one(request.seed).pixels).max() <= 1 / 255
 
 
 def test_sampler_truncation_and_labels(tmp_path):
