@@ -8,13 +8,14 @@ sizes (that is how its logic is tested):
     python bench/bench_generator_gpu.py --out /tmp/t.json --tiny --device cpu # logic check
 
 Sections:
-- sampling: bare forward passes (bf16 synthesis, fp32 mapping) at --resolution for each
-  batch size: channels_last, NCHW, grouped-conv ("fused") modulation and torch.compile variants; images/s,
-  the multiply-adds per image (StyleGAN2Generator.macs_per_image), achieved TFLOP/s
-  (2 FLOP per multiply-add) and the fraction of the dense bf16 peak (--peak-tflops);
-  peak GPU memory.
-- profile: the top operators of the served forward pass by self device time (torch.profiler),
-  so the next optimisation starts from where the time goes.
+- sampling: bare forward passes (bf16 synthesis, fp32 mapping) at --resolution: the earlier
+  eager form (the baseline), eager with subpixel upsample-convolutions (with and without
+  cudnn.benchmark), the served form (Sampler's default: subpixel and torch.compile) and,
+  time allowing, torch.compile without subpixel; images/s, the multiply-adds per image
+  (StyleGAN2Generator.macs_per_image), achieved TFLOP/s (2 FLOP per multiply-add) and the
+  fraction of the dense bf16 peak (--peak-tflops); peak GPU memory.
+- profile: the top operators of the baseline and the served forward pass by self device
+  time (torch.profiler), so the next optimisation starts from where the time goes.
 - reproducibility: repeat bit-identity and alone-vs-batch difference in grey levels (bf16).
 - production: generate + 16-bit PNG encode + write to disk (generator.production) vs
   the bare forward pass of the same batch size, in the same process.
