@@ -4,7 +4,9 @@ The device computes batch i+1 while a pool of threads compresses and writes batc
 (zlib releases the GIL). Pixels are quantised and turned into filtered PNG scanlines on
 the device (generator.images.png16_scanlines), so the host threads only compress. Used
 by `python -m generator sample --count N` and by the GPU benchmark
-(bench/bench_generator_gpu.py).
+(bench/bench_generator_gpu.py). These files are the generator's output, never what a
+reader is shown: the site passes every image, real or synthetic, through its one
+presentation encoder (readerstudy/archive/encoding.py).
 """
 
 from __future__ import annotations
