@@ -124,7 +124,7 @@ _PHASES = (((0.75, 0.25, 0.0), (0.25, 0.75, 0.75), (0.0, 0.0, 0.25)),
            ((0.25, 0.0, 0.0), (0.75, 0.75, 0.25), (0.0, 0.25, 0.75)))
 
 
-def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, phases: torch.Tensor | None = None) -> torch.Tensor:
     """conv2d(_upsample(x), weight, padding=1) without materialising the upsampled input.
 
     One low-resolution convolution into 4x the channels and a pixel shuffle: a quarter of
@@ -133,7 +133,9 @@ def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     from two-pixel strips. Same maths as the plain form, different rounding.
     """
     out_c, in_c = weight.shape[:2]
-    phases = torch.tensor(_PHASES, dtype=weight.dtype, device=weight.device)
+    if phases is None:  # ModulatedConv passes its buffer: no host-to-device copy per call
+        phases = torch.tensor(_PHASES, device=weight.device)
+    phases = phases.to(weight.dtype)
     kernel = torch.einsum("pta,qsb,oiab->pqoits", phases, phases, weight).reshape(4 * out_c, in_c, 3, 3).to(x.dtype)
     weight = weight.to(x.dtype)
     low = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel)  # channel (2p + q) * out_c + o
@@ -161,6 +163,8 @@ class ModulatedConv(nn.Module):
         self.demodulate, self.up, self.padding = demodulate, up, kernel // 2
         self.fused = False  # see StyleGAN2Generator.set_fused_modulation
         self.subpixel = False  # see StyleGAN2Generator.set_subpixel_upsampling
+        if up:  # not persistent: checkpoints stay as they were
+            self.register_buffer("phases", torch.tensor(_PHASES), persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         """`gain` scales the input (the previous layer's activation gain, folded in here
@@ -186,7 +190,7 @@ class ModulatedConv(nn.Module):
             return out.view(b, -1, h, w_)
         x = x * (styles * gain).to(x.dtype)[:, :, None, None]
         if subpixel:
-            x = upsample_conv3x3(x, weight)  # phase kernels built in fp32
+            x = upsample_conv3x3(x, weight, self.phases)  # phase kernels built in fp32
         else:
             x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if demod is not None:
