@@ -265,15 +265,11 @@ class Sampler:
             z = torch.stack([z for z, _ in latents]).to(self.device)
             keys = torch.tensor([k for _, k in latents], dtype=torch.int64, device=self.device)
             truncation = torch.tensor([float(r.truncation) for r in requests], device=self.device)
-            count = len(requests)
-            if self.pad_to and count < self.pad_to:  # pad with copies of the first request
-                pad = self.pad_to - count
-                z = torch.cat([z, z[:1].expand(pad, -1)])
-                keys = torch.cat([keys, keys[:1].expand(pad)])
-                truncation = torch.cat([truncation, truncation[:1].expand(pad)])
-                labels = None if labels is None else torch.cat([labels, labels[:1].expand(pad)])
+            # Padded here already, so that the mapping network too sees one batch size.
+            z, keys, truncation = self._padded(z), self._padded(keys), self._padded(truncation)
+            labels = None if labels is None else self._padded(labels)
             w = self.generator.map(z, labels, truncation)
-            return self.synthesize(w, keys)[:count]
+            return self.synthesize(w, keys)[:len(requests)]
 
     def synthesize(self, w: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """StyleGAN2 synthesis of (B, w_dim) styles with their noise keys, on the device: in
@@ -283,13 +279,16 @@ class Sampler:
         with torch.inference_mode():
             for start in range(0, w.shape[0], self.max_batch):
                 chunk_w, chunk_keys = w[start:start + self.max_batch], keys[start:start + self.max_batch]
-                count = chunk_w.shape[0]
-                if self.pad_to and count < self.pad_to:
-                    pad = self.pad_to - count
-                    chunk_w = torch.cat([chunk_w, chunk_w[:1].expand(pad, -1)])
-                    chunk_keys = torch.cat([chunk_keys, chunk_keys[:1].expand(pad)])
-                images.append(self.generator.synthesis(chunk_w, chunk_keys, self._dtype)[:count])
+                images.append(self.generator.synthesis(self._padded(chunk_w), self._padded(chunk_keys),
+                                                       self._dtype)[:chunk_w.shape[0]])
         return torch.cat(images)
+
+    def _padded(self, rows: torch.Tensor) -> torch.Tensor:
+        """`rows` followed by copies of its first row up to pad_to rows (unchanged without pad_to)."""
+        missing = (self.pad_to or 0) - rows.shape[0]
+        if missing <= 0:
+            return rows
+        return torch.cat([rows, rows[:1].expand(missing, *rows.shape[1:])])
 
     def _generate(self, requests: Sequence[SampleRequest]) -> np.ndarray:
         images = self.generate_tensor(requests)

@@ -95,3 +95,9 @@ def test_fp16_release_samples_close_to_fp32(tmp_path, sampler):
     (tmp_path / "half").mkdir()
     half = Sampler(_checkpoint(tmp_path / "half", half=True), device="cpu")
     assert np.abs(half.sample_one(9).pixels - sampler.sample_one(9).pixels).max() < 0.02
+
+
+def test_compiling_is_only_for_stylegan2(tmp_path):
+    with pytest.raises(ValueError, match="StyleGAN2"):
+        Sampler(_checkpoint(tmp_path), device="cpu", compile=True)
+    assert not Sampler(_checkpoint(tmp_path), device="cpu").compiled  # CPU default: eager
