@@ -21,7 +21,10 @@ def save_png(pixels: np.ndarray, path: str | Path, bits: int = 16) -> Path:
     scaled = np.round(np.clip(pixels, 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(scaled).save(path)
+    if bits == 16:
+        path.write_bytes(encode_png16(scaled))
+    else:
+        Image.fromarray(scaled).save(path)
     return path
 
 
@@ -60,8 +63,8 @@ def png16_file(scanlines: np.ndarray, compress_level: int = 1) -> bytes:
 
 def encode_png16(pixels: np.ndarray, compress_level: int = 1) -> bytes:
     """A 16-bit greyscale PNG of a uint16 HxW array (png16_scanlines, then png16_file)."""
-    if pixels.dtype != np.uint16 or pixels.ndim != 2:
-        raise ValueError(f"need a 2-D uint16 array, got {pixels.dtype} {pixels.shape}")
+    if pixels.dtype != np.uint16 or pixels.ndim != 2 or not pixels.size:
+        raise ValueError(f"need a non-empty 2-D uint16 array, got {pixels.dtype} {pixels.shape}")
     lines = png16_scanlines(torch.from_numpy(pixels.astype(np.int32))[None])[0].numpy()
     return png16_file(lines, compress_level)
 

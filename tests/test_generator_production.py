@@ -50,3 +50,5 @@ def test_png16_encoder_round_trips_through_pillow(tmp_path, shape):
         assert np.array_equal(np.asarray(image).astype(np.uint16), pixels)
     with pytest.raises(ValueError, match="uint16"):
         encode_png16(pixels.astype(np.int32))
+    with pytest.raises(ValueError, match="non-empty"):
+        encode_png16(np.zeros((0, 4), dtype=np.uint16))
