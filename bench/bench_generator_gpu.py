@@ -170,7 +170,8 @@ def bench_sampling(args, device, out_json):
             record(name, batch, time_forward(G, config, device, batch, args.seconds, dtype))
     torch.backends.cudnn.benchmark = False
     G.set_subpixel_upsampling(False).set_fused_modulation(False)
-    profile_forward("eager direct", G, config, device, eager.pad_to or batches[-1], dtype, out_json)
+    if not args.quick:
+        profile_forward("eager direct", G, config, device, eager.pad_to or batches[-1], dtype, out_json)
 
     # The served form: what Sampler does by default (on CUDA: subpixel, compiled).
     started = time.perf_counter()
@@ -183,7 +184,8 @@ def bench_sampling(args, device, out_json):
     if device.type == "cuda":
         section["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     section["best"] = max(section["runs"], key=lambda r: r["images_per_s"])
-    profile_forward("served", served, config, device, batch, dtype, out_json)
+    if not args.quick:
+        profile_forward("served", served, config, device, batch, dtype, out_json)
 
     # Reproducibility of the served path (Sampler.sample), bf16 on CUDA.
     alone = sampler.sample_one(7).pixels
@@ -228,8 +230,6 @@ def bench_sampling(args, device, out_json):
 def profile_forward(name, G, config, device, batch, dtype, out_json, top: int = 25) -> None:
     """Where a forward pass spends its time: the top operators by self device time (CPU time
     on a CPU), over 3 passes of the served layout at the fastest batch size."""
-    if ARGS.quick:
-        return
     from torch.profiler import ProfilerActivity, profile
 
     inputs = [seed_inputs(s, config.latent_dim) for s in range(batch)]
@@ -333,7 +333,6 @@ def main() -> None:
     parser.add_argument("--compile-cpu", action="store_true", help="compile the served form on CPU too (slow)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="H100 SXM dense bf16")
     args = parser.parse_args()
-    ARGS.quick = args.quick
     tiny = args.tiny
     args.resolution = 32 if tiny else 512
     args.latent_dim = 32 if tiny else 512
@@ -369,7 +368,6 @@ def main() -> None:
 
 
 T0 = time.perf_counter()
-ARGS = argparse.Namespace(quick=False)
 
 if __name__ == "__main__":
     main()
