@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "readerstudy.studies",
     "readerstudy.reading",
     "readerstudy.analysis",
+    "readerstudy.jobs",
+    "readerstudy.console",
 ]
 
 MIDDLEWARE = [
@@ -143,6 +145,11 @@ IMPORT_MAX_PIXELS = envint("IMPORT_MAX_PIXELS", str(64 * 1024 * 1024))
 CHECKPOINT_DIRS = [Path(p) for p in envlist("CHECKPOINT_DIRS", str(BASE_DIR / "generator" / "checkpoints"))]
 # Device for in-process sampling: "auto" picks CUDA when present.
 GENERATOR_DEVICE = os.getenv("GENERATOR_DEVICE", "auto")
+
+# Background jobs (readerstudy/jobs): "thread" in the web process by default, "inline" in the
+# caller, "celery" on workers (the default when a broker is configured).
+CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "")
+JOBS_MODE = os.getenv("JOBS_MODE", "")
 
 LOGGING = {
     "version": 1,

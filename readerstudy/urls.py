@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from readerstudy.analysis import views as analysis
 from readerstudy.reading import views as reading
@@ -20,5 +20,6 @@ urlpatterns = [
     path("studies/<int:study_id>/provenance.json", analysis.provenance_json, name="provenance_json"),
     path("studies/<int:study_id>/ratings.imrmc", analysis.answers_imrmc, name="answers_imrmc"),
     path("studies/<int:study_id>/power/", analysis.power, name="power"),
+    path("console/", include("readerstudy.console.urls")),
     path("admin/", admin.site.urls),
 ]

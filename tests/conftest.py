@@ -28,6 +28,14 @@ def image_store(request, tmp_path):
     return store
 
 
+@pytest.fixture(autouse=True)
+def inline_jobs(request):
+    """Background jobs run in the test's own thread and transaction unless a test asks otherwise."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    request.getfixturevalue("settings").JOBS_MODE = "inline"
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Heavy generator tests run on one thread: two contended threads on two cores are several times slower."""

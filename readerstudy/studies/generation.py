@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from itertools import groupby
 
@@ -92,8 +93,11 @@ def passed_screen(result) -> bool:
     return result.provenance.get("privacy", {"passed": True})["passed"]
 
 
-def generate_pending(study: Study, batch_size: int = 16) -> int:
-    """Make every synthetic image the study still lacks; returns how many cases were filled."""
+def generate_pending(study: Study, batch_size: int = 16, on_batch: Callable[[], None] | None = None) -> int:
+    """Make every synthetic image the study still lacks; returns how many cases were filled.
+
+    ``on_batch`` is called after each batch (a background job reports its progress there).
+    """
     samplers = {}
     filled = 0
     while pending := list(study.synthetic_pending().select_related("generator").order_by("generator", "index")[:batch_size]):
@@ -101,6 +105,8 @@ def generate_pending(study: Study, batch_size: int = 16) -> int:
             if generator.pk not in samplers:
                 samplers[generator.pk] = sampler_for(generator, study.pool.presentation_size)
             filled += _fill(study, generator, samplers[generator.pk], list(cases))
+        if on_batch:
+            on_batch()
     return filled
 
 

@@ -1,0 +1,86 @@
+"""Enqueue jobs and run them; see the package docstring for the modes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from readerstudy.jobs.models import Job
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+class JobError(RuntimeError):
+    """A job cannot go on; its message is shown to the coordinator as it is."""
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(function: Handler) -> Handler:
+        HANDLERS[kind] = function
+        return function
+
+    return register
+
+
+def enqueue(kind: str, *, study=None, user=None, **params) -> Job:
+    if kind not in HANDLERS:
+        raise ValueError(f"no job handler for {kind!r}")
+    job = Job.objects.create(kind=kind, study=study, created_by=user if user and user.is_authenticated else None, params=params)
+    mode = jobs_mode()
+    if mode == "inline":
+        run(job.pk)
+        job.refresh_from_db()
+    elif mode == "thread":
+        # After commit, so the thread sees the job row (and whatever the caller saved with it).
+        transaction.on_commit(lambda: threading.Thread(target=_run_in_thread, args=(job.pk,), daemon=True).start())
+    else:
+        from readerstudy.jobs.celery_dispatch import send
+
+        transaction.on_commit(lambda: send(job))
+    return job
+
+
+def jobs_mode() -> str:
+    return settings.JOBS_MODE or ("celery" if settings.CELERY_BROKER_URL else "thread")
+
+
+def _run_in_thread(job_id: int) -> None:
+    try:
+        run(job_id)
+    finally:
+        close_old_connections()
+
+
+def run(job_id: int) -> None:
+    """Run a job to its end, recording success or the reason it failed in words."""
+    job = Job.objects.get(pk=job_id)
+    if job.status == Job.Status.SUCCEEDED:
+        return  # delivered twice: the work is done
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, started_at=timezone.now(), attempts=job.attempts + 1)
+    job.refresh_from_db()
+    try:
+        HANDLERS[job.kind](job)
+    except Exception as error:  # recorded for the coordinator, never swallowed silently
+        reason = _reason(error)
+        if not isinstance(error, (JobError, ValidationError)):
+            log.exception("job %s failed", job)
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, message=reason, finished_at=timezone.now())
+        return
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED, finished_at=timezone.now())
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(error.messages)
+    if isinstance(error, JobError):
+        return str(error)
+    return f"internal error ({type(error).__name__}): {error}"
