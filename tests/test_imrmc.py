@@ -19,7 +19,7 @@ from readerstudy.analysis.imrmc import (
     to_imrmc,
 )
 from readerstudy.analysis.report import build_report
-from readerstudy.analysis.report_matrix import ordinal_score
+from readerstudy.analysis.report.matrix import ordinal_score
 from readerstudy.analysis.tidy import first_readings, simulate_rows, write_csv
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "vandyke"

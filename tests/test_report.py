@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from statsmodels.stats import inter_rater
 
-from readerstudy.analysis.mrmc import delong_auc, obuchowski_rockette_proportion
+from readerstudy.analysis.statistics.mrmc import delong_auc, obuchowski_rockette_proportion
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
-from readerstudy.analysis.report_matrix import ordinal_score
-from readerstudy.analysis.stats import category_counts, cohens_kappa, pairwise_kappa, quadratic_weighted_kappa
+from readerstudy.analysis.report.matrix import ordinal_score
+from readerstudy.analysis.statistics.stats import category_counts, cohens_kappa, pairwise_kappa, quadratic_weighted_kappa
 from readerstudy.analysis.tidy import (
     COLUMNS,
     AnswerRow,
@@ -576,7 +576,7 @@ def test_further_question_in_a_paired_design_has_no_source_split():
 
 
 def test_clustered_logit_degenerate_inputs():
-    from readerstudy.analysis.regression import clustered_logit
+    from readerstudy.analysis.statistics.regression import clustered_logit
 
     groups = np.repeat(np.arange(6), 20)
     x = (groups % 2).astype(float)

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 
 from readerstudy.analysis.imrmc import from_imrmc, mrmc_report, to_imrmc
-from readerstudy.analysis.mrmc import ragged_obuchowski_rockette, ragged_obuchowski_rockette_proportion
-from readerstudy.analysis.plots import report_figures
+from readerstudy.analysis.statistics.mrmc import ragged_obuchowski_rockette, ragged_obuchowski_rockette_proportion
+from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import build_report
 from readerstudy.analysis.tidy import TidyFormatError, check_rows, read_csv, simulate_rows, write_csv
 

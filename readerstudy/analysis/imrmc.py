@@ -17,7 +17,7 @@ ignored. Scores are any numbers, higher meaning more likely signal present.
 Export (to_imrmc). Only a mixed design fits: iMRMC analyses ROC data, a score
 for each image and the truth of that image. Signal present = the image is
 synthetic (truth 1); the score is the report's 1-10 ordinal score (answer and
-confidence, see report_matrix.ORDINAL_SCORE); the modalityID is the study name with
+confidence, see report/matrix.py ORDINAL_SCORE); the modalityID is the study name with
 characters other than letters, digits, "_" and "-" replaced by "_", as one
 modality (every synthetic source together). When the synthetic cases name
 two or more sources (the tidy column source), each source is a modality
@@ -65,8 +65,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .mrmc import delong_auc, obuchowski_rockette, ragged_obuchowski_rockette, roc_points
-from .report_matrix import ORDINAL_SCORE, ordinal_score
+from .statistics.mrmc import delong_auc, obuchowski_rockette, ragged_obuchowski_rockette, roc_points
+from .report.matrix import ORDINAL_SCORE, ordinal_score
 from .tidy import AnswerRow, check_rows, first_readings
 
 FORMAT = "readerstudy-mrmc-report/1"

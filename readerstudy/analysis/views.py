@@ -11,8 +11,8 @@ from django.utils.safestring import mark_safe
 from readerstudy.accounts.models import profile_of
 from readerstudy.analysis.export import rows_for_study, study_provenance
 from readerstudy.analysis.imrmc import to_imrmc
-from readerstudy.analysis.plots import report_figures
-from readerstudy.analysis.power import sample_size_grid
+from readerstudy.analysis.report.plots import report_figures
+from readerstudy.analysis.statistics.power import sample_size_grid
 from readerstudy.analysis.report import build_report
 from readerstudy.analysis.tidy import write_csv
 from readerstudy.studies.models import Design, Study

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from readerstudy.analysis import imrmc
-from readerstudy.analysis.plots import report_figures
+from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
 from readerstudy.analysis.tidy import TidyFormatError, read_csv
 

@@ -13,15 +13,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .mrmc import (
+from ..statistics.mrmc import (
     obuchowski_rockette,
     obuchowski_rockette_proportion,
     ragged_obuchowski_rockette,
     ragged_obuchowski_rockette_proportion,
 )
-from .report_format import POOLED_CAVEAT, _interval, _p, _proportion, _r, _single
-from .report_matrix import _Matrix
-from .stats import binomial_test, proportion
+from .format import POOLED_CAVEAT, _interval, _p, _proportion, _r, _single
+from .matrix import _Matrix
+from ..statistics.stats import binomial_test, proportion
 
 SOURCE_BASIS = (
     "the tidy column source: the generator that made the case's synthetic image; "

@@ -145,14 +145,14 @@ Intervals are [low, high] lists at 95%, except ci90 (the TOST interval).
 Where the code is: this module builds the report (build_report) and its flat
 rows (flat_rows); each section has its own module:
 
-    report_groups             groups (answers pooled)
-    report_mrmc               mrmc, and groups' mrmc_accuracy and auc
-    report_agreement          agreement, pairwise, intra_reader
-    report_specialty_position specialty_model, position
-    report_sources            sources
-    report_further_questions  further_questions
-    report_matrix             the readers x cases arrays they share; ordinal_score
-    report_format             rounding and the figure dicts
+    groups                    groups (answers pooled)
+    mrmc                      mrmc, and groups' mrmc_accuracy and auc
+    agreement                 agreement, pairwise, intra_reader
+    specialty_position        specialty_model, position
+    sources                   sources
+    further_questions         further_questions
+    matrix                    the readers x cases arrays they share; ordinal_score
+    format                    rounding and the figure dicts
 """
 
 from __future__ import annotations
@@ -160,16 +160,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from .report_agreement import _agreement, _intra_reader, _pairwise
-from .report_format import ROUNDING
-from .report_further_questions import _further_questions
-from .report_groups import _group
-from .report_matrix import ORDINAL_SCORE, _Matrix
-from .report_mrmc import _mrmc
-from .report_sources import _sources
-from .report_specialty_position import POSITION_BINS, _position, _specialty_model
-from .stats import LEVEL
-from .tidy import CATEGORIES, QUESTION, SPECIALTIES, AnswerRow, check_rows, first_readings
+from .agreement import _agreement, _intra_reader, _pairwise
+from .format import ROUNDING
+from .further_questions import _further_questions
+from .groups import _group
+from .matrix import ORDINAL_SCORE, _Matrix
+from .mrmc import _mrmc
+from .sources import _sources
+from .specialty_position import POSITION_BINS, _position, _specialty_model
+from ..statistics.stats import LEVEL
+from ..tidy import CATEGORIES, QUESTION, SPECIALTIES, AnswerRow, check_rows, first_readings
 
 FORMAT = "readerstudy-report/1"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from scipy import stats as sps
 
-from .stats import Kappa, Proportion
+from ..statistics.stats import Kappa, Proportion
 
 DECIMALS = 4
 ROUNDING = "estimates, intervals, SEs and df to 4 decimals; p-values to 4 significant digits"

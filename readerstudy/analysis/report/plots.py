@@ -32,7 +32,7 @@ import math
 import textwrap
 from typing import Iterable, Sequence
 
-from .tidy import SPECIALTIES
+from ..tidy import SPECIALTIES
 
 PALETTE = {"radiologist": "#0072B2", "orthopaedic_surgeon": "#D55E00", "other": "#009E73", None: "#555555"}
 EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")

@@ -12,7 +12,7 @@ much images differ in how easy they are to call; 0.3 and 0.6 are modest
 defaults, to be replaced by estimates from a pilot.
 
 Each simulated study is analysed as the report analyses a real one
-(report_mrmc.py, mrmc_accuracy): the Obuchowski-Rockette analysis of the readers'
+(report/mrmc.py, mrmc_accuracy): the Obuchowski-Rockette analysis of the readers'
 proportions correct, random readers and random cases, jackknife covariances
 over cases and Hillis' degrees of freedom, and
 

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .tidy import AnswerRow
+from ..tidy import AnswerRow
 
 ORDINAL_SCORE = (
     "answer synthetic with confidence c scores 5 + c (6-10); answer real with "
@@ -31,7 +31,7 @@ class _Matrix:
         case_index = {case: j for j, case in enumerate(self.cases)}
         shape = (len(self.readers), len(self.cases))
         self.correct = np.full(shape, -1, dtype=np.int8)
-        self.category = np.full(shape, -1, dtype=np.int8)  # report_agreement.CATEGORY_BASIS: 0 real, 1 synthetic
+        self.category = np.full(shape, -1, dtype=np.int8)  # agreement.CATEGORY_BASIS: 0 real, 1 synthetic
         self.score = np.full(shape, np.nan)
         self.position = np.zeros(shape, dtype=np.int64)
         self.truth = np.full(len(self.cases), -1, dtype=np.int8)  # mixed: 1 synthetic

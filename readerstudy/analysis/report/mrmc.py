@@ -15,9 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .mrmc import ORResult, obuchowski_rockette, obuchowski_rockette_proportion
-from .report_format import _interval, _p, _single
-from .report_matrix import _crossed, _Matrix
+from ..statistics.mrmc import ORResult, obuchowski_rockette, obuchowski_rockette_proportion
+from .format import _interval, _p, _single
+from .matrix import _crossed, _Matrix
 
 MRMC_AUC_METHOD = (
     "Obuchowski-Rockette single-treatment analysis, random readers and random cases: "

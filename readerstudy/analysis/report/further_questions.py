@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .report_format import _kappa_figure, _r
-from .stats import LEVEL, kappa_arrays, ordered_categories, quadratic_weighted_kappa
-from .tidy import AnswerRow
+from .format import _kappa_figure, _r
+from ..statistics.stats import LEVEL, kappa_arrays, ordered_categories, quadratic_weighted_kappa
+from ..tidy import AnswerRow
 
 QWK_REFERENCE_METHOD = (
     "quadratic-weighted kappa of answers vs the reference label, answers pooled over readers; "
