@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report
+from readerstudy.analysis.report.format import for_display
 from readerstudy.analysis.tidy import simulate_rows, write_csv
 
 READERS = {"r1": ("radiologist", 0.7), "r2": ("radiologist", 0.65), "r3": ("other", 0.5)}
@@ -43,10 +44,11 @@ def test_csv_is_the_flat_table(study_csv):
 
 
 def test_html_prints_the_numbers_of_the_dict(study_csv):
+    """The page shows the dict's numbers rounded for display (for_display); the JSON keeps them whole."""
     path, rows = study_csv
     page = analyze(path, format="html", bootstrap=200)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    report = build_report(rows, bootstrap=200)
+    report = for_display(build_report(rows, bootstrap=200))
     pooled = report["studies"][0]["groups"][0]
     low, high = pooled["accuracy"]["ci_clopper_pearson"]
     assert f"[{low}, {high}]" in page

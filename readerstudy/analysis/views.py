@@ -14,6 +14,7 @@ from readerstudy.analysis.imrmc import to_imrmc
 from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.statistics.power import sample_size_grid
 from readerstudy.analysis.report import build_report
+from readerstudy.analysis.report.format import for_display
 from readerstudy.analysis.tidy import write_csv
 from readerstudy.studies.models import Design, Study
 
@@ -32,7 +33,7 @@ def _report(study: Study) -> dict:
 @login_required
 def report(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _study_for_analyst(request, study_id)
-    report = _report(study)
+    report = for_display(_report(study))
     figures = {name: mark_safe(svg) for name, svg in report_figures(report).items()}  # escaped when built
     context = {"study": study, "report": report, "figures": figures, "sources": study.sources(), "privacy": study.privacy_summary()}
     return render(request, "analysis/study_report.html", context)

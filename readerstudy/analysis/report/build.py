@@ -1,9 +1,10 @@
 """The study report: one JSON-serialisable, deterministic dict built from tidy rows.
 
-The web page and `manage.py analyze` both print this dict as it is, so they
-agree to the last digit. Rounding: estimates, intervals, standard errors and
-degrees of freedom to 4 decimals; p-values to 4 significant digits (so small
-p-values stay readable). Figures that are not defined are None, with a note.
+The web page and `manage.py analyze` both print this dict, so they agree to
+the last digit. Precision: the dict (JSON, CSV) keeps full double precision;
+pages and print show format.for_display(report): estimates, intervals,
+standard errors and degrees of freedom to 4 decimals, p-values to 4
+significant digits. Figures that are not defined are None, with a note.
 
 Structure (every "figure" dict, i.e. every dict with an "estimate", carries
 method, unit and n):
@@ -161,7 +162,7 @@ from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
 from .agreement import _agreement, _intra_reader, _pairwise
-from .format import ROUNDING
+from .format import PRECISION
 from .further_questions import _further_questions
 from .groups import _group
 from .matrix import ORDINAL_SCORE, _Matrix
@@ -197,7 +198,7 @@ def build_report(
         by_study[row.study].append(row)
     return {
         "format": FORMAT,
-        "settings": {"margin": margin, "bootstrap": bootstrap, "seed": seed, "level": LEVEL, "rounding": ROUNDING,
+        "settings": {"margin": margin, "bootstrap": bootstrap, "seed": seed, "level": LEVEL, "rounding": PRECISION,
                      "position_bins": POSITION_BINS},
         "studies": [
             _study(name, by_study[name], margin, bootstrap, seed, questions or {}) for name in sorted(by_study)

@@ -19,7 +19,7 @@ from ..statistics.mrmc import (
     ragged_obuchowski_rockette,
     ragged_obuchowski_rockette_proportion,
 )
-from .format import POOLED_CAVEAT, _interval, _p, _proportion, _r, _single
+from .format import POOLED_CAVEAT, _interval, _p, _proportion, _r, _single, negligible
 from .matrix import _Matrix
 from ..statistics.stats import binomial_test, proportion
 
@@ -183,7 +183,7 @@ def _source_comparison(matrix: _Matrix, kind: str, names: list[str], sets: list[
         notes.append("F test not defined: no variation between readers and no case covariance")
     for difference in analysis.differences:
         entry = {"label": difference.label, **figure, "estimate": _r(difference.estimate)}
-        if difference.se > 0 and difference.df is not None and math.isfinite(difference.df):
+        if not negligible(difference.se) and difference.df is not None and math.isfinite(difference.df):
             entry.update({"se": _r(difference.se), "df": _r(difference.df), "ci": _interval(difference.ci),
                           "statistic": _r(difference.statistic), "p": _p(difference.p), "note": None})
         else:

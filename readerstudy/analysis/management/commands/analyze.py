@@ -11,6 +11,7 @@ from django.utils.html import escape
 from readerstudy.analysis import imrmc
 from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
+from readerstudy.analysis.report.format import for_display
 from readerstudy.analysis.tidy import TidyFormatError, read_csv
 
 # The site's stylesheet is not available to a saved file, so the standalone
@@ -86,7 +87,8 @@ class Command(BaseCommand):
         elif output_format == "csv":
             self._csv(FLAT_COLUMNS, flat_rows(report))
         else:
-            body = render_to_string("analysis/report_body.html", {"report": report, "figures": report_figures(report)})
+            shown = for_display(report)
+            body = render_to_string("analysis/report_body.html", {"report": shown, "figures": report_figures(shown)})
             title = escape("Reader study report: " + ", ".join(study["study"] for study in report["studies"]))
             self.stdout.write(PAGE.format(title=title, body=body, css=_css()), ending="")
 
@@ -100,7 +102,8 @@ class Command(BaseCommand):
         elif output_format == "csv":
             self._csv(imrmc.FLAT_COLUMNS, imrmc.flat_rows(report))
         else:
-            body = render_to_string("analysis/mrmc_body.html", {"report": report, "figures": report_figures(report)})
+            shown = for_display(report)
+            body = render_to_string("analysis/mrmc_body.html", {"report": shown, "figures": report_figures(shown)})
             title = escape("MRMC analysis: " + (report["title"] or file))
             self.stdout.write(PAGE.format(title=title, body=body, css=_css()), ending="")
 
