@@ -47,6 +47,9 @@ class _Matrix:
                 self.truth[j] = int(row.truth == "synthetic")
                 if row.confidence is not None:
                     self.score[i, j] = ordinal_score(row)
+        # Set by the report when readers are incomplete under the rule "all"
+        # (completeness.py): the multi-reader figures are then not estimable.
+        self.unbalanced_note: str | None = None
         specialty = {row.reader: row.specialty for row in rows}
         self.specialty = np.array([specialty[reader] for reader in self.readers], dtype=object)
 

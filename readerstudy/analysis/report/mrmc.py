@@ -51,6 +51,8 @@ def _mrmc_auc(matrix: _Matrix, readers: list[str]) -> dict:
     scores, keep = _crossed(matrix, readers, matrix.score, np.nan)
     figure = {"method": MRMC_AUC_METHOD, "unit": "reader x case", "n": int(keep.sum()), "n_readers": len(readers)}
     empty = {"estimate": None, "se": None, "df": None, "ci": None, "statistic": None, "p": None}
+    if getattr(matrix, "unbalanced_note", None):
+        return {**figure, **empty, "note": matrix.unbalanced_note}
     if len(readers) < 2:
         return {**figure, **empty, "note": "not defined: needs at least two readers"}
     case_truth = matrix.truth[keep].astype(int)
@@ -63,6 +65,8 @@ def _mrmc_auc(matrix: _Matrix, readers: list[str]) -> dict:
 def _accuracy_or(matrix: _Matrix, readers: Sequence[str]) -> tuple[ORResult | None, int, str | None]:
     correct, keep = _crossed(matrix, readers, matrix.correct, -1)
     n = int(keep.sum())
+    if getattr(matrix, "unbalanced_note", None):
+        return None, n, matrix.unbalanced_note
     if len(readers) < 2:
         return None, n, "not defined: needs at least two readers"
     if n < 2:
@@ -124,7 +128,9 @@ def _mrmc(matrix: _Matrix, design: str, names: Sequence[str]) -> dict:
         scores, keep = _crossed(matrix, readers, matrix.score, np.nan)
         truth = matrix.truth[keep].astype(int)
         n = int(keep.sum())
-        if len(readers) < 2:
+        if getattr(matrix, "unbalanced_note", None):
+            out["auc"] = _variants("auc", None, n, len(readers), matrix.unbalanced_note)
+        elif len(readers) < 2:
             out["auc"] = _variants("auc", None, n, len(readers), "not defined: needs at least two readers")
         elif min(truth.sum(), n - truth.sum()) < 2:
             out["auc"] = _variants("auc", None, n, len(readers),

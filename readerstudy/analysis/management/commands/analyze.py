@@ -11,7 +11,9 @@ from django.utils.html import escape
 from readerstudy.analysis import imrmc
 from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
+from readerstudy.analysis.report.completeness import DEFAULT_RULE, RULES, read_exclusions
 from readerstudy.analysis.report.format import for_display
+from readerstudy.analysis.report.stamps import make_stamp
 from readerstudy.analysis.tidy import TidyFormatError, read_csv
 
 # The site's stylesheet is not available to a saved file, so the standalone
@@ -56,8 +58,14 @@ class Command(BaseCommand):
             help="declare a further question's choices in order (repeatable), e.g. kl_grade=0,1,2,3,4; "
                  "KEY= declares it free text. Undeclared questions are graded when every value is a number.",
         )
+        parser.add_argument("--rule", choices=sorted(RULES), default=DEFAULT_RULE,
+                            help="which readers the analyses use: " + "; ".join(f"{k}: {v}" for k, v in RULES.items()))
+        parser.add_argument("--exclusions", metavar="FILE.csv",
+                            help="recorded exclusions: a CSV with the columns study,reader,case,reason "
+                                 "(case empty: the whole reader)")
 
-    def handle(self, file: str, output_format: str, margin: float, bootstrap: int, seed: int, choices, **options):
+    def handle(self, file: str, output_format: str, margin: float, bootstrap: int, seed: int, choices, rule=DEFAULT_RULE,
+               exclusions=None, **options):
         try:
             with open(file, newline="", encoding="utf-8") as handle:
                 text = handle.read()
@@ -76,16 +84,18 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: no answers after the header")
         if bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more")
+        excluded = _exclusions(exclusions) if exclusions else []
         try:
             report = build_report(rows, margin=margin, bootstrap=bootstrap, seed=seed,
-                                  questions=_declared(choices))
+                                  questions=_declared(choices), rule=rule, exclusions=excluded,
+                                  stamp=make_stamp(rows, source=f"file {Path(file).name}"))
         except ValueError as error:  # e.g. a margin that leaves no room around 0.5
             raise CommandError(str(error)) from None
 
         if output_format == "json":
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
         elif output_format == "csv":
-            self._csv(FLAT_COLUMNS, flat_rows(report))
+            self._csv(FLAT_COLUMNS, flat_rows(report))  # full precision, stamped
         else:
             shown = for_display(report)
             body = render_to_string("analysis/report_body.html", {"report": shown, "figures": report_figures(shown)})
@@ -113,6 +123,16 @@ class Command(BaseCommand):
         writer.writeheader()
         writer.writerows(rows)
         self.stdout.write(buffer.getvalue(), ending="")
+
+
+def _exclusions(path: str) -> list:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return read_exclusions(handle)
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise CommandError(f"{path}: {error}") from None
 
 
 def _declared(options: list[str]) -> dict[str, list[str] | None]:
