@@ -365,7 +365,7 @@ def flat_rows(report: dict) -> list[dict[str, Any]]:
                 row.update(_ends(name, figure.get("ci_clopper_pearson")))
             auc = group.get("auc", {})
             row.update({"auc": auc.get("estimate"), "auc_se": auc.get("se"), **_ends("auc", auc.get("ci"))})
-            out.append(row)
+            out.append({column: row[column] for column in FLAT_COLUMNS})
     return out
 
 
