@@ -14,7 +14,7 @@ from readerstudy.accounts.models import profile_of
 from readerstudy.analysis.export import rows_for_study, study_provenance
 from readerstudy.analysis.imrmc import to_imrmc
 from readerstudy.analysis.report.plots import report_figures
-from readerstudy.analysis.statistics.power import sample_size_grid
+from readerstudy.analysis.statistics.power import GOALS, PILOT_METHOD, sample_size_grid, sds_from_components, smallest_for
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
 from readerstudy.analysis.report.cases import CASE_COLUMNS, case_rows
 from readerstudy.archive.encoding import CONTENT_TYPE
@@ -44,7 +44,8 @@ def _report(study: Study, rule: str = DEFAULT_RULE) -> dict:
              # Study.protocol_hash comes with the study lifecycle (frozen protocols); None until then.
              "protocol_hash": getattr(study, "protocol_hash", None)}
     stamp = make_stamp(rows, source="site", states={study.name: state})
-    return build_report(rows, margin=study.equivalence_margin, questions=questions, rule=rule,
+    scales = {q.key: q.scale for q in study.questions.all() if q.kind == "choice" and getattr(q, "scale", "")}
+    return build_report(rows, margin=study.equivalence_margin, questions=questions, rule=rule, scales=scales,
                         exclusions=recorded_exclusions(study), expected={study.name: expected},
                         open_studies={study.name} if study.is_open else set(), stamp=stamp,
                         machine_scores={study.name: _machine_scores(study)})
@@ -187,20 +188,88 @@ def answers_imrmc(request: HttpRequest, study_id: int) -> HttpResponse:
 
 @login_required
 def power(request: HttpRequest, study_id: int) -> HttpResponse:
-    """How many readers and cases the study needs: power by simulation under the MRMC model."""
+    """How many readers and cases a study needs: power by simulation under the MRMC model, with the
+    reader and case variation taken from this study's own readings (the pilot) or entered."""
     study = _study_for_analyst(request, study_id)
+    pilot = _pilot(study)
+    params = request.GET
+    error = ""
+    grids = []
     try:
-        accuracy = float(request.GET.get("accuracy", "0.55"))
-        goal = request.GET.get("goal", "equivalence")
-        grid = sample_size_grid(
-            [5, 10, 15, 20], [50, 100, 200, 400], true_accuracy=accuracy, margin=study.equivalence_margin, goal=goal, n_sim=200
-        )
-        grid["rows"] = [
-            {"readers": r, "cells": [{"power": p, "mc_se": se, "meets": m} for p, se, m in zip(*cells)]}
-            for r, *cells in zip(grid["readers"], grid["power"], grid["mc_se"], grid["meets_target"])
-        ]
-        error = ""
+        source = params.get("source", "pilot" if pilot["available"] else "entered")
+        if source == "pilot" and pilot["available"]:
+            reader_sd, case_sd = pilot["reader_sd"], pilot["case_sd"]
+            basis = (f"this study's own readings ({pilot['n_readers']} readers × {pilot['n_cases']} cases): "
+                     f"Var(R) = {pilot['var_r']:.6g}, Cov2 = {pilot['cov2']:.6g}; {PILOT_METHOD}")
+        else:
+            source = "entered"
+            reader_sd = _number(params, "reader_sd", 0.3, low=0)
+            case_sd = _number(params, "case_sd", 0.6, low=0)
+            basis = "entered standard deviations" + ("" if pilot["available"] else f" ({pilot['note']})")
+        default_accuracy = pilot["accuracy"] if pilot["available"] else 0.55
+        accuracy = _number(params, "accuracy", round(default_accuracy, 4), low=0, high=1)
+        readers = _integers(params, "readers", [5, 10, 15, 20])
+        cases = _integers(params, "cases", [50, 100, 200, 400])
+        goals = [params["goal"]] if params.get("goal") in GOALS else list(GOALS)
+        for goal in goals:
+            grid = sample_size_grid(readers, cases, true_accuracy=accuracy, margin=study.equivalence_margin,
+                                    goal=goal, reader_sd=reader_sd, case_sd=case_sd, n_sim=200)
+            grid["rows"] = [
+                {"readers": r, "cells": [{"power": p, "mc_se": se, "meets": p >= 0.8, "meets90": p >= 0.9}
+                                         for p, se in zip(power_row, se_row)]}
+                for r, power_row, se_row in zip(grid["readers"], grid["power"], grid["mc_se"])
+            ]
+            grid["smallest80"], grid["smallest90"] = smallest_for(grid, 0.8), smallest_for(grid, 0.9)
+            grids.append(grid)
     except ValueError as problem:
-        grid, error = None, str(problem)
-    context = {"study": study, "grid": grid, "accuracy": request.GET.get("accuracy", "0.55"), "goal": request.GET.get("goal", "equivalence"), "error": error}
+        grids, error = [], str(problem)
+        source, basis, reader_sd, case_sd, accuracy, readers, cases = "entered", "", None, None, None, [], []
+    context = {"study": study, "grids": grids, "error": error, "pilot": pilot, "source": source, "basis": basis,
+               "reader_sd": params.get("reader_sd", reader_sd), "case_sd": params.get("case_sd", case_sd),
+               "accuracy": params.get("accuracy", accuracy), "readers": params.get("readers", ",".join(map(str, readers))),
+               "cases": params.get("cases", ",".join(map(str, cases))), "goal": params.get("goal", "both")}
     return render(request, "analysis/power.html", context)
+
+
+def _pilot(study: Study) -> dict:
+    """The study's own accuracy and OR variance components (complete readers), converted to the power model's SDs."""
+    report = build_report(rows_for_study(study), margin=study.equivalence_margin, bootstrap=0,
+                          expected=None) if study.assignments.exists() else {"studies": []}
+    if not report["studies"]:
+        return {"available": False, "note": "no readings yet to use as a pilot"}
+    accuracy = report["studies"][0]["mrmc"]["accuracy"]
+    tables = accuracy.get("or_tables")
+    estimate = accuracy["random_readers_random_cases"]["estimate"]
+    if tables is None or estimate is None or not 0 < estimate < 1:
+        return {"available": False, "note": "the pilot's variance components are not defined: " + (accuracy.get("note") or
+                "accuracy at 0 or 1")}
+    var_r, cov2 = tables["components"]["var_r"], tables["components"]["cov2"]
+    reader_sd, case_sd = sds_from_components(var_r, cov2, tables["n_cases"], estimate)
+    return {"available": True, "accuracy": estimate, "var_r": var_r, "cov2": cov2, "var_error": tables["components"]["var_error"],
+            "n_readers": accuracy["n_readers"], "n_cases": tables["n_cases"], "reader_sd": reader_sd, "case_sd": case_sd}
+
+
+def _number(params, name: str, default: float, low: float | None = None, high: float | None = None) -> float:
+    text = params.get(name, "")
+    if text == "":
+        return float(default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a number") from None
+    if (low is not None and value < low) or (high is not None and value > high) or value != value:
+        raise ValueError(f"{name}: {text} is out of range")
+    return value
+
+
+def _integers(params, name: str, default: list[int]) -> list[int]:
+    text = params.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        values = sorted({int(part) for part in text.replace(" ", ",").split(",") if part})
+    except ValueError:
+        raise ValueError(f"{name}: give whole numbers separated by commas, e.g. 5,10,20") from None
+    if not values or values[0] < 2 or values[-1] > 2000 or len(values) > 8:
+        raise ValueError(f"{name}: 1 to 8 numbers from 2 to 2000")
+    return values

@@ -192,6 +192,8 @@ def build_report(
     open_studies: Collection[str] = (),
     stamp: Mapping[str, Any] | None = None,
     machine_scores: Mapping[str, Mapping[Any, float] | None] | None = None,
+    scales: Mapping[str, str] | None = None,
+    weights: Mapping[str, Sequence[Sequence[float]]] | None = None,
 ) -> dict:
     """The report for every study in rows; see the module docstring for its structure.
 
@@ -200,6 +202,9 @@ def build_report(
     (stamps.py) says when, by which software and in which study state the
     report was made. machine_scores: study name -> {case number: score} (a
     machine reader's per-case score, shown in the per-case results when given).
+    scales declares a choice question nominal or ordinal (key -> "nominal" |
+    "ordinal"; undeclared: ordinal when every choice is a number); weights
+    gives an ordinal question its own agreement-weight matrix (key -> k x k).
 
     margin may be a Decimal (a model field); it is used and reported as a float.
     questions optionally declares further questions: key -> its choices in
@@ -216,7 +221,8 @@ def build_report(
     studies = [
         _study(name, by_study[name], margin, bootstrap, seed, questions or {}, rule, exclusions,
                expected_for(expected, name), name in open_studies,
-               {str(case): score for case, score in ((machine_scores or {}).get(name) or {}).items()})
+               {str(case): score for case, score in ((machine_scores or {}).get(name) or {}).items()},
+               scales or {}, weights or {})
         for name in sorted(by_study)
     ]
     return {
@@ -231,7 +237,8 @@ def build_report(
 
 def _study(name: str, given_rows: list[AnswerRow], margin: float, bootstrap: int, seed: int,
            questions: Mapping[str, Sequence[str] | None], rule: str, exclusions: list[Exclusion],
-           expected: Expected | None, study_open: bool, machine: Mapping[str, float]) -> dict:
+           expected: Expected | None, study_open: bool, machine: Mapping[str, float],
+           scales: Mapping[str, str], custom_weights: Mapping[str, Sequence[Sequence[float]]]) -> dict:
     design = given_rows[0].design
     all_rows, completeness = apply_completeness(given_rows, QUESTION[design], rule=rule, exclusions=exclusions,
                                                 expected=expected, study_open=study_open)
@@ -276,7 +283,8 @@ def _study(name: str, given_rows: list[AnswerRow], margin: float, bootstrap: int
         "intra_reader": _intra_reader(main_pairs, design),
         "specialty_model": _specialty_model(matrix),
         "position": _position(matrix, max_position),
-        "further_questions": _further_questions(first, pairs, rows, design, bootstrap, seed, questions),
+        "further_questions": _further_questions(first, pairs, rows, design, bootstrap, seed, questions, scales,
+                                                custom_weights),
         "empty": not rows,
         "completeness": completeness,
     }

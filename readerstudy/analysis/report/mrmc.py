@@ -154,6 +154,9 @@ def _variants(kind: str, result: ORResult | None, n: int, n_readers: int, note: 
         single = getattr(result, name).treatments[0]
         figure.update(_single(single.estimate, single.se, single.df, single.ci, 0.5))
         out[name] = figure
+    # The ANOVA and variance components (as OR-DBM prints them): for sizing a
+    # new study from this one (the power page) and for checking by hand.
+    out["or_tables"] = None if result is None else or_tables(result, n)
     return out
 
 

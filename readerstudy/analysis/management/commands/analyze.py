@@ -58,6 +58,12 @@ class Command(BaseCommand):
             help="declare a further question's choices in order (repeatable), e.g. kl_grade=0,1,2,3,4; "
                  "KEY= declares it free text. Undeclared questions are graded when every value is a number.",
         )
+        parser.add_argument("--scale", action="append", default=[], metavar="KEY=nominal|ordinal",
+                            help="declare a choice question nominal (unweighted kappa, Fleiss' kappa) or ordinal "
+                                 "(linear and quadratic weighted kappa); undeclared: ordinal when every choice is a number")
+        parser.add_argument("--weights", action="append", default=[], metavar="KEY=FILE.csv",
+                            help="an ordinal question's own agreement weights: a k x k CSV of numbers in the "
+                                 "order of its choices, 1 on the diagonal")
         parser.add_argument("--rule", choices=sorted(RULES), default=DEFAULT_RULE,
                             help="which readers the analyses use: " + "; ".join(f"{k}: {v}" for k, v in RULES.items()))
         parser.add_argument("--exclusions", metavar="FILE.csv",
@@ -65,7 +71,7 @@ class Command(BaseCommand):
                                  "(case empty: the whole reader)")
 
     def handle(self, file: str, output_format: str, margin: float, bootstrap: int, seed: int, choices, rule=DEFAULT_RULE,
-               exclusions=None, **options):
+               exclusions=None, scale=(), weights=(), **options):
         try:
             with open(file, newline="", encoding="utf-8") as handle:
                 text = handle.read()
@@ -88,6 +94,7 @@ class Command(BaseCommand):
         try:
             report = build_report(rows, margin=margin, bootstrap=bootstrap, seed=seed,
                                   questions=_declared(choices), rule=rule, exclusions=excluded,
+                                  scales=_scales(scale), weights=_weights(weights),
                                   stamp=make_stamp(rows, source=f"file {Path(file).name}"))
         except ValueError as error:  # e.g. a margin that leaves no room around 0.5
             raise CommandError(str(error)) from None
@@ -123,6 +130,35 @@ class Command(BaseCommand):
         writer.writeheader()
         writer.writerows(rows)
         self.stdout.write(buffer.getvalue(), ending="")
+
+
+def _scales(options) -> dict[str, str]:
+    out = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip() or value.strip() not in ("nominal", "ordinal"):
+            raise CommandError(f"--scale {option!r}: expected KEY=nominal or KEY=ordinal")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _weights(options) -> dict[str, list[list[float]]]:
+    out = {}
+    for option in options:
+        key, sep, path = option.partition("=")
+        if not sep or not key.strip() or not path.strip():
+            raise CommandError(f"--weights {option!r}: expected KEY=FILE.csv")
+        try:
+            with open(path.strip(), newline="", encoding="utf-8") as handle:
+                matrix = [[float(cell) for cell in row] for row in csv.reader(handle) if row]
+        except OSError as error:
+            raise CommandError(f"cannot read {path}: {error.strerror}") from None
+        except ValueError:
+            raise CommandError(f"{path}: weights must be numbers") from None
+        if not matrix or any(len(row) != len(matrix) for row in matrix):
+            raise CommandError(f"{path}: weights must be a square table")
+        out[key.strip()] = matrix
+    return out
 
 
 def _exclusions(path: str) -> list:
