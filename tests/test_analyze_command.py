@@ -110,3 +110,23 @@ def test_choices_declare_further_questions(tmp_path):
     assert text["studies"][0]["further_questions"][0]["kind"] == "text"
     with pytest.raises(CommandError, match="KEY=A,B,C"):
         analyze(path, choices=["kl_grade"])
+
+
+def test_correct_is_empty_without_a_reference(tmp_path):
+    """An answer with no reference is neither right nor wrong; files written before that rule
+    (correct 0 with an empty truth) still read, as empty."""
+    from readerstudy.analysis.tidy import COLUMNS, AnswerRow, read_csv
+
+    common = dict(study="s", design="mixed", reader="r1", specialty="radiologist", years_experience=3, case="1",
+                  position=1, served_at="2025-01-06T09:00:00Z", answered_at="2025-01-06T09:00:04Z", reading_ms=4000,
+                  source="", confidence=None)
+    row = AnswerRow(**common, question="comment", truth="", answer="sharp", correct=None)
+    assert row.to_record()["correct"] == ""
+    with pytest.raises(ValueError, match="correct must be empty"):
+        AnswerRow(**common, question="comment", truth="", answer="sharp", correct=0)
+    old = {**row.to_record(), "correct": "0"}
+    path = tmp_path / "old.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + ",".join(old[c] for c in COLUMNS) + "\n")
+    with path.open(newline="") as handle:
+        (read,) = read_csv(handle)
+    assert read.correct is None

@@ -58,7 +58,7 @@ def _rows(answers: dict[str, dict[str, str]], key: str, reference: dict[str, str
                                   confidence=3))
             label = (reference or {}).get(case, "")
             rows.append(AnswerRow(**common, question=key, truth=label, answer=answer,
-                                  correct=int(answer == label) if label else 0, confidence=None))
+                                  correct=int(answer == label) if label else None, confidence=None))
     return rows
 
 

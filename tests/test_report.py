@@ -562,7 +562,7 @@ def test_declared_choices_keep_unused_grades_and_text_is_counted():
     rows = [dataclasses.replace(row, answer=str(min(int(row.answer), 3)), truth=str(min(int(row.truth), 3)),
                                 correct=int(min(int(row.answer), 3) == min(int(row.truth), 3)))
             if row.question == "kl_grade" else row for row in rows]  # nobody uses grade 4
-    notes = [dataclasses.replace(row, question="comment", truth="", answer=f"looks {row.case}", correct=0)
+    notes = [dataclasses.replace(row, question="comment", truth="", answer=f"looks {row.case}", correct=None)
              for row in rows if row.question == "kl_grade"]
     report = build_report(rows + notes, bootstrap=50, questions={"kl_grade": ["0", "1", "2", "3", "4"]})
     comment, grade = report["studies"][0]["further_questions"]  # sorted by key
@@ -575,7 +575,7 @@ def test_declared_choices_keep_unused_grades_and_text_is_counted():
 def test_further_question_in_a_paired_design_has_no_source_split():
     rows = simulate_rows(study="p", design="paired", readers={"a": ("radiologist", 0.7), "b": ("other", 0.6)},
                          n_cases=30, seed=5)
-    grades = [dataclasses.replace(row, question="quality", truth="", answer=str(row.position % 3), correct=0)
+    grades = [dataclasses.replace(row, question="quality", truth="", answer=str(row.position % 3), correct=None)
               for row in rows]
     (quality,) = build_report(rows + grades, bootstrap=50)["studies"][0]["further_questions"]
     assert quality["vs_reference"]["real"] is None and quality["vs_reference"]["difference"] is None
