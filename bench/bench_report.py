@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from readerstudy.analysis.power import sample_size_grid  # noqa: E402
+from readerstudy.analysis.statistics.power import sample_size_grid  # noqa: E402
 from readerstudy.analysis.report import build_report  # noqa: E402
 from readerstudy.analysis.tidy import simulate_rows  # noqa: E402
 

@@ -20,6 +20,10 @@ urlpatterns = [
     path("studies/<int:study_id>/provenance.json", analysis.provenance_json, name="provenance_json"),
     path("studies/<int:study_id>/ratings.imrmc", analysis.answers_imrmc, name="answers_imrmc"),
     path("studies/<int:study_id>/power/", analysis.power, name="power"),
+    # Analysis (issue 13): summary and per-case CSVs, the analyst's case gallery images.
+    path("studies/<int:study_id>/summary.csv", analysis.report_csv, name="report_csv"),
+    path("studies/<int:study_id>/cases.csv", analysis.cases_csv, name="cases_csv"),
+    path("studies/<int:study_id>/cases/<int:case_number>/<str:kind>.png", analysis.case_image, name="case_image"),
     path("console/", include("readerstudy.console.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report
+from readerstudy.analysis.report.format import for_display
 from readerstudy.analysis.tidy import simulate_rows, write_csv
 
 READERS = {"r1": ("radiologist", 0.7), "r2": ("radiologist", 0.65), "r3": ("other", 0.5)}
@@ -31,7 +32,11 @@ def analyze(*args, **options) -> str:
 def test_json_is_the_report(study_csv):
     path, rows = study_csv
     text = analyze(path, format="json", bootstrap=200)
-    assert json.loads(text) == build_report(rows, bootstrap=200)
+    report = json.loads(text)
+    stamp = report.pop("stamp")
+    assert stamp["source"] == f"file {path.name}" and stamp["software"].startswith("readerstudy")
+    assert stamp["studies"][0]["last_answer_at"] == max(row.answered_at for row in rows)
+    assert report == {k: v for k, v in build_report(rows, bootstrap=200).items() if k != "stamp"}
     assert text.startswith("{\n  \"format\"")  # indented, keys sorted
 
 
@@ -43,10 +48,11 @@ def test_csv_is_the_flat_table(study_csv):
 
 
 def test_html_prints_the_numbers_of_the_dict(study_csv):
+    """The page shows the dict's numbers rounded for display (for_display); the JSON keeps them whole."""
     path, rows = study_csv
     page = analyze(path, format="html", bootstrap=200)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    report = build_report(rows, bootstrap=200)
+    report = for_display(build_report(rows, bootstrap=200))
     pooled = report["studies"][0]["groups"][0]
     low, high = pooled["accuracy"]["ci_clopper_pearson"]
     assert f"[{low}, {high}]" in page
@@ -104,3 +110,23 @@ def test_choices_declare_further_questions(tmp_path):
     assert text["studies"][0]["further_questions"][0]["kind"] == "text"
     with pytest.raises(CommandError, match="KEY=A,B,C"):
         analyze(path, choices=["kl_grade"])
+
+
+def test_correct_is_empty_without_a_reference(tmp_path):
+    """An answer with no reference is neither right nor wrong; files written before that rule
+    (correct 0 with an empty truth) still read, as empty."""
+    from readerstudy.analysis.tidy import COLUMNS, AnswerRow, read_csv
+
+    common = dict(study="s", design="mixed", reader="r1", specialty="radiologist", years_experience=3, case="1",
+                  position=1, served_at="2025-01-06T09:00:00Z", answered_at="2025-01-06T09:00:04Z", reading_ms=4000,
+                  source="", confidence=None)
+    row = AnswerRow(**common, question="comment", truth="", answer="sharp", correct=None)
+    assert row.to_record()["correct"] == ""
+    with pytest.raises(ValueError, match="correct must be empty"):
+        AnswerRow(**common, question="comment", truth="", answer="sharp", correct=0)
+    old = {**row.to_record(), "correct": "0"}
+    path = tmp_path / "old.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + ",".join(old[c] for c in COLUMNS) + "\n")
+    with path.open(newline="") as handle:
+        (read,) = read_csv(handle)
+    assert read.correct is None

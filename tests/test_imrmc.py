@@ -19,7 +19,7 @@ from readerstudy.analysis.imrmc import (
     to_imrmc,
 )
 from readerstudy.analysis.report import build_report
-from readerstudy.analysis.report_matrix import ordinal_score
+from readerstudy.analysis.report.matrix import ordinal_score
 from readerstudy.analysis.tidy import first_readings, simulate_rows, write_csv
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "vandyke"
@@ -92,7 +92,7 @@ def test_analyze_command_round_trip(mixed, tmp_path):
     page = io.StringIO()
     call_command("analyze", str(exported), format="html", stdout=page)
     html = page.getvalue()
-    assert html.startswith("<!DOCTYPE html>") and "<svg" in html and f">{pooled['estimate']}<" in html
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html and f">{round(pooled['estimate'], 4)}<" in html
 
 
 def test_paired_and_mixed_up_exports_are_refused(mixed):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from readerstudy.analysis.mrmc import (
+from readerstudy.analysis.statistics.mrmc import (
     delong_auc,
     empirical_auc,
     jackknife_auc,

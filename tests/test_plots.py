@@ -7,7 +7,7 @@ import pytest
 from django.template.loader import render_to_string
 
 from readerstudy.analysis.imrmc import from_imrmc, mrmc_report, to_imrmc
-from readerstudy.analysis.plots import report_figures
+from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import build_report
 from readerstudy.analysis.tidy import simulate_rows
 

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from scipy import special
 
-from readerstudy.analysis.mrmc import obuchowski_rockette_proportion
-from readerstudy.analysis.power import (
+from readerstudy.analysis.statistics.mrmc import obuchowski_rockette_proportion
+from readerstudy.analysis.statistics.power import (
     intercept_for,
     or_proportion,
     reaches_goal,

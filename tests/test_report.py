@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from statsmodels.stats import inter_rater
 
-from readerstudy.analysis.mrmc import delong_auc, obuchowski_rockette_proportion
+from readerstudy.analysis.statistics.mrmc import delong_auc, obuchowski_rockette_proportion
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
-from readerstudy.analysis.report_matrix import ordinal_score
-from readerstudy.analysis.stats import category_counts, cohens_kappa, pairwise_kappa, quadratic_weighted_kappa
+from readerstudy.analysis.report.format import for_display
+from readerstudy.analysis.report.matrix import ordinal_score
+from readerstudy.analysis.statistics.stats import category_counts, cohens_kappa, pairwise_kappa, quadratic_weighted_kappa
 from readerstudy.analysis.tidy import (
     COLUMNS,
     AnswerRow,
@@ -79,7 +80,7 @@ def test_paired_kappa_shows_both_numbers(paired):
         kappa = group["kappa"]
         assert {"estimate", "from_accuracy", "statement", "synthetic_left", "balanced"} <= kappa.keys()
         accuracy = group["accuracy"]["correct"] / group["accuracy"]["n"]
-        assert kappa["from_accuracy"] == round(2 * accuracy - 1, 4)
+        assert kappa["from_accuracy"] == pytest.approx(2 * accuracy - 1, rel=1e-12, abs=1e-15)
         # Near balance, the two agree closely.
         assert kappa["estimate"] == pytest.approx(kappa["from_accuracy"], abs=0.02)
 
@@ -100,7 +101,7 @@ def test_balanced_paired_kappa_equals_two_accuracy_minus_one():
     rows = [_row("a", f"c{i}", t, a, i + 1) for i, (t, a) in enumerate(zip(truth, answers))]
     kappa = build_report(rows, bootstrap=0)["studies"][0]["groups"][0]["kappa"]
     assert kappa["balanced"] is True and kappa["synthetic_left"] == 10
-    assert kappa["estimate"] == kappa["from_accuracy"] == 0.2
+    assert kappa["estimate"] == pytest.approx(0.2) and kappa["from_accuracy"] == pytest.approx(0.2)
 
 
 def test_paired_fleiss_uses_source_of_chosen_image(paired):
@@ -110,7 +111,7 @@ def test_paired_fleiss_uses_source_of_chosen_image(paired):
     chosen = {(r.reader, r.case): "synthetic" if r.correct else "real" for r in rows}
     cases = sorted({r.case for r in rows})
     counts = category_counts([[chosen[reader, case] for reader in readers] for case in cases], ("real", "synthetic"))
-    assert agreement["estimate"] == round(inter_rater.fleiss_kappa(counts), 4)
+    assert agreement["estimate"] == pytest.approx(inter_rater.fleiss_kappa(counts), rel=1e-12, abs=1e-15)
     assert (agreement["n"], agreement["n_readers"], agreement["unit"]) == (300, 12, "case")
     assert agreement["ci"][0] <= agreement["estimate"] <= agreement["ci"][1]
     assert agreement["n_boot"] == 500
@@ -125,8 +126,8 @@ def test_mixed_study_detection_figures(mixed):
     first = groups(report, "reader")[0]
     own = [r for r in rows if r.reader == first["label"]]
     expected = delong_auc([ordinal_score(r) for r in own], [int(r.truth == "synthetic") for r in own])
-    assert first["auc"]["estimate"] == round(expected.auc, 4)
-    assert first["auc"]["se"] == round(expected.se, 4)
+    assert first["auc"]["estimate"] == pytest.approx(expected.auc, rel=1e-12, abs=1e-15)
+    assert first["auc"]["se"] == pytest.approx(expected.se, rel=1e-12, abs=1e-15)
     assert first["auc"]["n_synthetic"] + first["auc"]["n_real"] == 200
     (pooled,) = groups(report, "pooled")
     auc = pooled["auc"]
@@ -161,16 +162,24 @@ def test_every_figure_has_method_unit_and_n(paired, mixed):
             assert figure["method"] and figure["unit"] and isinstance(figure["n"], int)
 
 
-def test_floats_are_rounded_consistently(paired, mixed):
+def test_machine_output_keeps_full_precision_and_display_rounds(paired, mixed):
+    """The dict (JSON, CSV) is unrounded; for_display (pages, print) rounds by ROUNDING."""
     for _, report in (paired, mixed):
-        for path, node in _walk(report):
+        unrounded = 0
+        shown = for_display(report)
+        for (path, node), (_, display) in zip(_walk(report), _walk(shown)):
             for key, value in node.items():
                 values = value if isinstance(value, list) else [value]
-                for number in (v for v in values if isinstance(v, float)):
+                rounded = display[key] if isinstance(display[key], list) else [display[key]]
+                for number, printed in zip(values, rounded):
+                    if not isinstance(number, float):
+                        continue
+                    unrounded += number != round(number, 4)
                     if key == "p" or key.startswith("p_") or key.endswith("_p"):
-                        assert number == float(f"{number:.4g}")
+                        assert printed == float(f"{number:.4g}"), (path, key)
                     else:
-                        assert number == round(number, 4), (path, key, number)
+                        assert printed == round(number, 4), (path, key)
+        assert unrounded > 50
 
 
 def test_report_is_deterministic_and_json_clean(paired):
@@ -356,7 +365,7 @@ def test_every_figure_has_method_unit_and_n_in_the_full_report(full):
     for figure in figures:
         assert figure["method"] and figure["unit"] and isinstance(figure["n"], int), figure
     json.dumps(report, allow_nan=False)
-    test_floats_are_rounded_consistently((None, report), (None, report))
+    test_machine_output_keeps_full_precision_and_display_rounds((None, report), (None, report))
 
 
 def test_repeats_are_accepted_and_main_figures_use_first_readings(full):
@@ -381,14 +390,14 @@ def test_intra_reader_kappa(full):
     _, pairs = first_readings(rows)
     main_pairs = [pair for pair in pairs if pair[0].is_main]
     expected = cohens_kappa([a.answer for a, _ in main_pairs], [b.answer for _, b in main_pairs], ("real", "synthetic"))
-    assert intra["pooled"]["estimate"] == round(expected.estimate, 4)
+    assert intra["pooled"]["estimate"] == pytest.approx(expected.estimate, rel=1e-12, abs=1e-15)
     assert intra["pooled"]["n"] == intra["n"] == len(main_pairs)
     assert [r["reader"] for r in intra["readers"]] == sorted(FULL_READERS)
     first = intra["readers"][0]
     own = [(a, b) for a, b in main_pairs if a.reader == first["reader"]]
     mine = cohens_kappa([a.answer for a, _ in own], [b.answer for _, b in own], ("real", "synthetic"))
-    assert (first["n"], first["estimate"], first["se"]) == (30, round(mine.estimate, 4), round(mine.se, 4))
-    assert first["agreement"] == round(sum(a.answer == b.answer for a, b in own) / 30, 4)
+    assert (first["n"], first["estimate"], first["se"]) == (30, pytest.approx(mine.estimate, rel=1e-12, abs=1e-15), pytest.approx(mine.se, rel=1e-12, abs=1e-15))
+    assert first["agreement"] == pytest.approx(sum(a.answer == b.answer for a, b in own) / 30, rel=1e-12, abs=1e-15)
     # The simulation repeats the first answer 80% of the time, else answers afresh.
     assert 0.8 <= intra["pooled"]["agreement"] <= 0.95
 
@@ -401,7 +410,7 @@ def test_paired_intra_reader_compares_the_chosen_source():
     chosen = [(int(a.correct), int(b.correct)) for a, b in pairs if a.reader == "a"]
     expected = cohens_kappa(*(["synthetic" if c else "real" for c in side] for side in zip(*chosen)),
                             ("real", "synthetic"))
-    assert intra["readers"][0]["estimate"] == round(expected.estimate, 4)
+    assert intra["readers"][0]["estimate"] == pytest.approx(expected.estimate, rel=1e-12, abs=1e-15)
     assert "chose" in intra["category_basis"]
 
 
@@ -415,7 +424,7 @@ def test_pairwise_matrix_matches_statsmodels(mixed):
     assert len(pairwise["pairs"]) == len(expected) == 66
     for pair in pairwise["pairs"]:
         kappa = expected[pair["a"], pair["b"]]
-        assert (pair["n"], pair["estimate"], pair["se"]) == (kappa.n, round(kappa.estimate, 4), round(kappa.se, 4))
+        assert (pair["n"], pair["estimate"], pair["se"]) == (kappa.n, pytest.approx(kappa.estimate, rel=1e-12, abs=1e-15), pytest.approx(kappa.se, rel=1e-12, abs=1e-15))
     index = {reader: i for i, reader in enumerate(pairwise["readers"])}
     for row in pairwise["matrix"]:
         assert row["kappas"][index[row["reader"]]] is None
@@ -471,13 +480,13 @@ def test_mrmc_accuracy_matches_the_or_analysis(paired):
     result = obuchowski_rockette_proportion(matrix)
     single = result.random_readers_random_cases.treatments[0]
     pooled = study["groups"][0]["mrmc_accuracy"]
-    assert (pooled["estimate"], pooled["se"], pooled["df"]) == (round(single.estimate, 4), round(single.se, 4),
-                                                                round(single.df, 4))
-    assert pooled["ci"] == [round(single.ci[0], 4), round(single.ci[1], 4)]
+    assert (pooled["estimate"], pooled["se"], pooled["df"]) == (pytest.approx(single.estimate, rel=1e-12, abs=1e-15), pytest.approx(single.se, rel=1e-12, abs=1e-15),
+                                                                pytest.approx(single.df, rel=1e-12, abs=1e-15))
+    assert pooled["ci"] == [pytest.approx(single.ci[0], rel=1e-12, abs=1e-15), pytest.approx(single.ci[1], rel=1e-12, abs=1e-15)]
     assert pooled["n"] == 300 and pooled["n_readers"] == 12
     assert study["mrmc"]["accuracy"]["random_readers_random_cases"]["ci"] == pooled["ci"]
     fixed = result.fixed_readers_random_cases.treatments[0]
-    assert study["mrmc"]["accuracy"]["fixed_readers_random_cases"]["se"] == round(fixed.se, 4)
+    assert study["mrmc"]["accuracy"]["fixed_readers_random_cases"]["se"] == pytest.approx(fixed.se, rel=1e-12, abs=1e-15)
     assert study["mrmc"]["auc"] is None and study["mrmc"]["comparison"] is None
     # The planted mean accuracy (0.65) lies in the interval; the wider OR interval is the honest one.
     assert pooled["ci"][0] <= 0.65 <= pooled["ci"][1]
@@ -523,7 +532,7 @@ def test_grading_kappas_by_image_source(full):
         expected = quadratic_weighted_kappa([r.answer for r in mine], [r.truth for r in mine], grade["categories"],
                                             grade["scores"])
         figure = grade["vs_reference"][name]
-        assert figure["estimate"] == round(expected.estimate, 4) and figure["n"] == len(mine)
+        assert figure["estimate"] == pytest.approx(expected.estimate, rel=1e-12, abs=1e-15) and figure["n"] == len(mine)
         assert figure["ci"][0] <= figure["estimate"] <= figure["ci"][1]
     # Synthetic images were graded with more noise: lower agreement, and the interval says so.
     for block in ("vs_reference", "between_readers"):
@@ -542,7 +551,7 @@ def test_grading_kappas_by_image_source(full):
             a.append(by_case[case][i])
             b.append(by_case[case][j])
     pooled = quadratic_weighted_kappa(a, b, grade["categories"], grade["scores"])
-    assert grade["between_readers"]["real"]["estimate"] == round(pooled.estimate, 4)
+    assert grade["between_readers"]["real"]["estimate"] == pytest.approx(pooled.estimate, rel=1e-12, abs=1e-15)
     assert grade["between_readers"]["real"]["n"] == len(a) // 2
     assert grade["intra_reader"]["n"] == 30 * len(FULL_READERS) and grade["intra_reader"]["estimate"] > 0.5
 
@@ -553,7 +562,7 @@ def test_declared_choices_keep_unused_grades_and_text_is_counted():
     rows = [dataclasses.replace(row, answer=str(min(int(row.answer), 3)), truth=str(min(int(row.truth), 3)),
                                 correct=int(min(int(row.answer), 3) == min(int(row.truth), 3)))
             if row.question == "kl_grade" else row for row in rows]  # nobody uses grade 4
-    notes = [dataclasses.replace(row, question="comment", truth="", answer=f"looks {row.case}", correct=0)
+    notes = [dataclasses.replace(row, question="comment", truth="", answer=f"looks {row.case}", correct=None)
              for row in rows if row.question == "kl_grade"]
     report = build_report(rows + notes, bootstrap=50, questions={"kl_grade": ["0", "1", "2", "3", "4"]})
     comment, grade = report["studies"][0]["further_questions"]  # sorted by key
@@ -566,7 +575,7 @@ def test_declared_choices_keep_unused_grades_and_text_is_counted():
 def test_further_question_in_a_paired_design_has_no_source_split():
     rows = simulate_rows(study="p", design="paired", readers={"a": ("radiologist", 0.7), "b": ("other", 0.6)},
                          n_cases=30, seed=5)
-    grades = [dataclasses.replace(row, question="quality", truth="", answer=str(row.position % 3), correct=0)
+    grades = [dataclasses.replace(row, question="quality", truth="", answer=str(row.position % 3), correct=None)
               for row in rows]
     (quality,) = build_report(rows + grades, bootstrap=50)["studies"][0]["further_questions"]
     assert quality["vs_reference"]["real"] is None and quality["vs_reference"]["difference"] is None
@@ -576,7 +585,7 @@ def test_further_question_in_a_paired_design_has_no_source_split():
 
 
 def test_clustered_logit_degenerate_inputs():
-    from readerstudy.analysis.regression import clustered_logit
+    from readerstudy.analysis.statistics.regression import clustered_logit
 
     groups = np.repeat(np.arange(6), 20)
     x = (groups % 2).astype(float)

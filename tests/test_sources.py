@@ -11,9 +11,10 @@ import pytest
 from django.core.management import call_command
 
 from readerstudy.analysis.imrmc import from_imrmc, mrmc_report, to_imrmc
-from readerstudy.analysis.mrmc import ragged_obuchowski_rockette, ragged_obuchowski_rockette_proportion
-from readerstudy.analysis.plots import report_figures
+from readerstudy.analysis.statistics.mrmc import ragged_obuchowski_rockette, ragged_obuchowski_rockette_proportion
+from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import build_report
+from readerstudy.analysis.report.format import for_display
 from readerstudy.analysis.tidy import TidyFormatError, check_rows, read_csv, simulate_rows, write_csv
 
 READERS = {f"r{i:02d}": (["radiologist", "orthopaedic_surgeon"][i % 2], 0.72) for i in range(8)}
@@ -99,7 +100,7 @@ def test_paired_sources_planted_difference(paired):
     assert comparison["test"]["df1"] == 1 and comparison["test"]["p"] == pytest.approx(difference["p"], rel=1e-3)
     assert comparison["test"]["statistic"] == pytest.approx(difference["statistic"] ** 2, rel=1e-3)
     # Disjoint case sets: the covariance between sources is zero by construction.
-    assert comparison["covariances"]["cov1"] == 0 and comparison["covariances"]["cov3"] == 0
+    assert comparison["covariances"]["cov1"] == pytest.approx(0, abs=1e-15) and comparison["covariances"]["cov3"] == pytest.approx(0, abs=1e-15)
     for entry, truth in zip(sources["per_source"], (0.72, 0.57)):
         single = entry["mrmc_accuracy"]
         assert single["ci"][0] <= truth <= single["ci"][1] and single["n"] == 150
@@ -136,7 +137,7 @@ def test_mixed_sources_planted_difference(mixed):
     assert difference["ci"][0] <= 0.15 <= difference["ci"][1] and difference["p"] < 0.01
     assert auc["differences"][0]["estimate"] > 0 and auc["test"]["p"] < 0.05
     # Shared real cases make the AUCs of two sources covary; nested synthetic cases do not.
-    assert auc["covariances"]["cov1"] > 0 and sensitivity["covariances"]["cov1"] == 0
+    assert auc["covariances"]["cov1"] > 0 and sensitivity["covariances"]["cov1"] == pytest.approx(0, abs=1e-15)
     for entry in sources["per_source"]:
         assert entry["mrmc_sensitivity"]["p"] is None and "chance" in entry["mrmc_sensitivity"]["note"]
         assert entry["mrmc_auc"]["p"] < 1e-3 and entry["mrmc_auc"]["n"] == 300
@@ -201,7 +202,7 @@ def test_figure_and_page_show_the_comparison(mixed, tmp_path):
     call_command("analyze", str(path), format="html", bootstrap=0, stdout=out)
     page = out.getvalue()
     assert "Synthetic sources compared" in page
-    difference = report["studies"][0]["sources"]["comparisons"]["auc"]["differences"][0]
+    difference = for_display(report)["studies"][0]["sources"]["comparisons"]["auc"]["differences"][0]
     assert f"[{difference['ci'][0]}, {difference['ci'][1]}]" in page
     assert page.count("<svg") >= 6
 

@@ -9,7 +9,7 @@ from scipy import stats as sps
 from statsmodels.stats import inter_rater
 from statsmodels.stats.proportion import binom_tost, proportion_confint
 
-from readerstudy.analysis.stats import (
+from readerstudy.analysis.statistics.stats import (
     ONE_CATEGORY,
     binomial_test,
     category_counts,

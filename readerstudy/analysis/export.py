@@ -48,7 +48,7 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
                 question=answer.question,
                 truth=truth,
                 answer=answer.answer,
-                correct=int(answer.answer == truth),
+                correct=int(answer.answer == truth) if truth != "" else None,  # no reference: neither right nor wrong
                 confidence=answer.confidence,
                 served_at=utc_text(answer.served_at),
                 answered_at=utc_text(answer.answered_at),

@@ -17,7 +17,7 @@ ignored. Scores are any numbers, higher meaning more likely signal present.
 Export (to_imrmc). Only a mixed design fits: iMRMC analyses ROC data, a score
 for each image and the truth of that image. Signal present = the image is
 synthetic (truth 1); the score is the report's 1-10 ordinal score (answer and
-confidence, see report_matrix.ORDINAL_SCORE); the modalityID is the study name with
+confidence, see report/matrix.py ORDINAL_SCORE); the modalityID is the study name with
 characters other than letters, digits, "_" and "-" replaced by "_", as one
 modality (every synthetic source together). When the synthetic cases name
 two or more sources (the tidy column source), each source is a modality
@@ -65,15 +65,15 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .mrmc import delong_auc, obuchowski_rockette, ragged_obuchowski_rockette, roc_points
-from .report_matrix import ORDINAL_SCORE, ordinal_score
+from .statistics.mrmc import delong_auc, obuchowski_rockette, ragged_obuchowski_rockette, roc_points
+from .report.format import PRECISION, _p, _r, negligible
+from .report.matrix import ORDINAL_SCORE, ordinal_score
+from .report.mrmc import or_tables
 from .tidy import AnswerRow, check_rows, first_readings
 
 FORMAT = "readerstudy-mrmc-report/1"
 BEGIN = "BEGIN DATA:"
 TRUTH_READERS = ("-1", "truth")
-DECIMALS = 4
-ROUNDING = "estimates, intervals, SEs and df to 4 decimals; p-values to 4 significant digits"
 READER_METHOD = "empirical (trapezoidal) AUC of the reader's scores; DeLong SE"
 VARIANTS = {
     "random_readers_random_cases": "random readers and random cases: Hillis df, t 95% intervals",
@@ -272,7 +272,10 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
     [{modality, method, unit, n, estimate, se, df, ci, statistic, p}] (p tests
     AUC = 0.5), test {statistic, df1, df2, p} or None, differences [{label,
     method, unit, n, estimate, se, df, ci, statistic, p}]}} (None when the
-    analysis is not defined), note.
+    analysis is not defined; fixed_readers_random_cases adds readers: each
+    reader's own difference), or_tables (report/mrmc.py or_tables: ANOVA,
+    OR and DBM variance components, covariances, per-treatment and per-reader
+    error variances, the error term), note. Full precision throughout.
     """
     modalities, readers, cases = data.modalities, data.readers, data.cases
     in_modality = {m: {case for case in cases if all((m, r, case) in data.scores for r in readers)} for m in modalities}
@@ -292,7 +295,7 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
         "format": FORMAT,
         "source": "iMRMC input file",
         "title": data.title,
-        "settings": {"level": 1 - alpha, "rounding": ROUNDING},
+        "settings": {"level": 1 - alpha, "rounding": PRECISION},
         "modalities": modalities,
         "design": "ragged" if ragged else "crossed",
         "modality_cases": [
@@ -374,6 +377,14 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
                 for d in analysis.differences
             ],
         }
+        if analysis.readers:  # fixed readers: each reader's own difference (OR-DBM's analysis 2d)
+            out["analyses"][name]["readers"] = [
+                {"label": d.label, "method": "single reader: difference of AUCs, z interval from that reader's "
+                 "error variance and Cov1", "unit": "case", "n": n, "estimate": _r(d.estimate), "se": _r(d.se),
+                 "ci": [_r(d.ci[0]), _r(d.ci[1])], "statistic": _r(d.statistic), "p": _p(d.p)}
+                for d in analysis.readers
+            ]
+    out["or_tables"] = or_tables(result, n)
     if out["n_cases_left_out"]:
         where = "in any modality" if ragged else "in every modality"
         out["note"] = f"{out['n_cases_left_out']} cases not scored by every reader {where} left out"
@@ -382,7 +393,7 @@ def mrmc_report(data: ImrmcData, *, alpha: float = 0.05) -> dict:
 
 def _vs_half(single) -> dict:
     """A modality's AUC interval with the test of AUC = 0.5 (t with its df, or z)."""
-    if not single.se > 0:
+    if negligible(single.se, single.estimate):
         return {"estimate": _r(single.estimate), "se": _r(single.se), "df": None, "ci": None, "statistic": None,
                 "p": None, "note": "no interval: no variation between readers or cases"}
     statistic = (single.estimate - 0.5) / single.se
@@ -396,14 +407,6 @@ def _df(df: float | None) -> float | None:
     return _r(df) if df is not None and math.isfinite(df) else None
 
 
-def _r(value: float | None) -> float | None:
-    if value is None:
-        return None
-    return round(float(value), DECIMALS) + 0.0
-
-
-def _p(value: float | None) -> float | None:
-    return None if value is None else float(f"{value:.4g}")
 
 
 FLAT_COLUMNS = ("analysis", "row", "modality", "reader", "n", "estimate", "se", "df", "low", "high", "statistic", "p")

@@ -17,7 +17,10 @@ truth             main question, paired: left | right, the side the synthetic
                   image was on for this reader; mixed: real | synthetic.
                   Further questions: the reference answer, empty when none
 answer            main question: same categories as truth; further: free text
-correct           1 when answer equals truth, else 0
+correct           1 when answer equals truth, 0 when not; empty when there is
+                  no reference (truth empty): an unreferenced answer is
+                  neither right nor wrong. (Files written before this rule
+                  have 0 there; read_csv reads that 0 as empty.)
 confidence        main question of a mixed study: 1-5, empty when not asked;
                   otherwise empty
 served_at         ISO 8601 UTC time the case was served, e.g. 2025-01-06T09:00:00.250Z
@@ -31,7 +34,8 @@ source            the synthetic source (generator, e.g. a GAN checkpoint or a
                   not recorded. Optional when reading: a file without this
                   last column reads as source "" everywhere; write_csv always
                   writes it. The report compares sources when a study's
-                  synthetic cases name two or more (report_sources.py, "sources").
+                  synthetic cases name two or more (report/sources.py, "sources"),
+                  and the reading times and per-case results name it.
 
 Times are kept as the ISO 8601 text (checked to be UTC) so that a row
 round-trips through CSV unchanged; utc_text formats a datetime.
@@ -86,7 +90,7 @@ class AnswerRow:
     question: str
     truth: str
     answer: str
-    correct: int
+    correct: int | None
     confidence: int | None
     served_at: str
     answered_at: str
@@ -126,7 +130,10 @@ class AnswerRow:
                 raise ValueError(f"question {self.question!r} is not a question key (letters, digits, _ and -)")
             if self.confidence is not None:
                 raise ValueError(f"confidence must be empty for the further question {self.question!r}")
-        if self.correct != int(self.answer == self.truth):
+        if self.truth == "":
+            if self.correct is not None:
+                raise ValueError(f"correct must be empty when there is no reference (truth), got {self.correct}")
+        elif self.correct != int(self.answer == self.truth):
             raise ValueError(f"correct is {self.correct} but answer {self.answer!r} vs truth {self.truth!r}")
         if self.confidence is not None and not 1 <= self.confidence <= 5:
             raise ValueError(f"confidence must be 1-5, got {self.confidence}")
@@ -160,6 +167,8 @@ class AnswerRow:
             if text is None:
                 raise ValueError(f"column {field.name!r} is missing")
             text = text.strip()
+            if field.name == "correct" and text == "0" and not (record.get("truth") or "").strip():
+                text = ""  # written before `correct` was left empty without a reference
             try:
                 values[field.name] = _PARSERS.get(field.name, str)(text)
             except ValueError as error:
@@ -201,12 +210,12 @@ def utc_text(value: datetime) -> str:
 
 _TEXT = ("study", "design", "reader", "specialty", "case", "question", "truth", "answer", "served_at", "answered_at",
          "source")
-_WHOLE = ("position", "correct", "reading_ms")
-_OPTIONAL_WHOLE = ("years_experience", "confidence")
+_WHOLE = ("position", "reading_ms")
+_OPTIONAL_WHOLE = ("years_experience", "confidence", "correct")
 _PARSERS = {
     "years_experience": _optional_int,
     "position": _int,
-    "correct": _int,
+    "correct": _optional_int,
     "confidence": _optional_int,
     "reading_ms": _int,
 }

@@ -323,6 +323,13 @@ class Question(models.Model):
     required = models.BooleanField(default=True)
     truth_from_label = models.BooleanField(default=False)
     order = models.PositiveSmallIntegerField(default=0)
+    # Analysis (issue 13): how a choice question's kappas are weighted.
+    scale = models.CharField(
+        max_length=8, blank=True, default="", choices=[("nominal", "Nominal (unordered categories)"),
+                                                       ("ordinal", "Ordinal (ordered grades)")],
+        help_text="choice questions: nominal gets unweighted and Fleiss' kappa, ordinal linear and quadratic "
+                  "weighted kappa; blank: ordinal when every choice is a number, else nominal",
+    )
 
     class Meta:
         ordering = ["study", "order", "pk"]

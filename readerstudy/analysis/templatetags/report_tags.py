@@ -18,3 +18,11 @@ def figure(figures, index, name):
         return ""
     markup = figures.get(f"{index}-{name}")
     return mark_safe(markup) if markup else ""
+
+
+@register.filter
+def get_item(mapping, key):
+    """mapping[key], or None: for dicts keyed by data (case numbers, specialties)."""
+    if not mapping:
+        return None
+    return mapping.get(key) if hasattr(mapping, "get") else None

@@ -9,8 +9,11 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from readerstudy.analysis import imrmc
-from readerstudy.analysis.plots import report_figures
+from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
+from readerstudy.analysis.report.completeness import DEFAULT_RULE, RULES, read_exclusions
+from readerstudy.analysis.report.format import for_display
+from readerstudy.analysis.report.stamps import make_stamp
 from readerstudy.analysis.tidy import TidyFormatError, read_csv
 
 # The site's stylesheet is not available to a saved file, so the standalone
@@ -55,8 +58,20 @@ class Command(BaseCommand):
             help="declare a further question's choices in order (repeatable), e.g. kl_grade=0,1,2,3,4; "
                  "KEY= declares it free text. Undeclared questions are graded when every value is a number.",
         )
+        parser.add_argument("--scale", action="append", default=[], metavar="KEY=nominal|ordinal",
+                            help="declare a choice question nominal (unweighted kappa, Fleiss' kappa) or ordinal "
+                                 "(linear and quadratic weighted kappa); undeclared: ordinal when every choice is a number")
+        parser.add_argument("--weights", action="append", default=[], metavar="KEY=FILE.csv",
+                            help="an ordinal question's own agreement weights: a k x k CSV of numbers in the "
+                                 "order of its choices, 1 on the diagonal")
+        parser.add_argument("--rule", choices=sorted(RULES), default=DEFAULT_RULE,
+                            help="which readers the analyses use: " + "; ".join(f"{k}: {v}" for k, v in RULES.items()))
+        parser.add_argument("--exclusions", metavar="FILE.csv",
+                            help="recorded exclusions: a CSV with the columns study,reader,case,reason "
+                                 "(case empty: the whole reader)")
 
-    def handle(self, file: str, output_format: str, margin: float, bootstrap: int, seed: int, choices, **options):
+    def handle(self, file: str, output_format: str, margin: float, bootstrap: int, seed: int, choices, rule=DEFAULT_RULE,
+               exclusions=None, scale=(), weights=(), **options):
         try:
             with open(file, newline="", encoding="utf-8") as handle:
                 text = handle.read()
@@ -75,18 +90,22 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: no answers after the header")
         if bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more")
+        excluded = _exclusions(exclusions) if exclusions else []
         try:
             report = build_report(rows, margin=margin, bootstrap=bootstrap, seed=seed,
-                                  questions=_declared(choices))
+                                  questions=_declared(choices), rule=rule, exclusions=excluded,
+                                  scales=_scales(scale), weights=_weights(weights),
+                                  stamp=make_stamp(rows, source=f"file {Path(file).name}"))
         except ValueError as error:  # e.g. a margin that leaves no room around 0.5
             raise CommandError(str(error)) from None
 
         if output_format == "json":
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
         elif output_format == "csv":
-            self._csv(FLAT_COLUMNS, flat_rows(report))
+            self._csv(FLAT_COLUMNS, flat_rows(report))  # full precision, stamped
         else:
-            body = render_to_string("analysis/report_body.html", {"report": report, "figures": report_figures(report)})
+            shown = for_display(report)
+            body = render_to_string("analysis/report_body.html", {"report": shown, "figures": report_figures(shown)})
             title = escape("Reader study report: " + ", ".join(study["study"] for study in report["studies"]))
             self.stdout.write(PAGE.format(title=title, body=body, css=_css()), ending="")
 
@@ -100,7 +119,8 @@ class Command(BaseCommand):
         elif output_format == "csv":
             self._csv(imrmc.FLAT_COLUMNS, imrmc.flat_rows(report))
         else:
-            body = render_to_string("analysis/mrmc_body.html", {"report": report, "figures": report_figures(report)})
+            shown = for_display(report)
+            body = render_to_string("analysis/mrmc_body.html", {"report": shown, "figures": report_figures(shown)})
             title = escape("MRMC analysis: " + (report["title"] or file))
             self.stdout.write(PAGE.format(title=title, body=body, css=_css()), ending="")
 
@@ -110,6 +130,45 @@ class Command(BaseCommand):
         writer.writeheader()
         writer.writerows(rows)
         self.stdout.write(buffer.getvalue(), ending="")
+
+
+def _scales(options) -> dict[str, str]:
+    out = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip() or value.strip() not in ("nominal", "ordinal"):
+            raise CommandError(f"--scale {option!r}: expected KEY=nominal or KEY=ordinal")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _weights(options) -> dict[str, list[list[float]]]:
+    out = {}
+    for option in options:
+        key, sep, path = option.partition("=")
+        if not sep or not key.strip() or not path.strip():
+            raise CommandError(f"--weights {option!r}: expected KEY=FILE.csv")
+        try:
+            with open(path.strip(), newline="", encoding="utf-8") as handle:
+                matrix = [[float(cell) for cell in row] for row in csv.reader(handle) if row]
+        except OSError as error:
+            raise CommandError(f"cannot read {path}: {error.strerror}") from None
+        except ValueError:
+            raise CommandError(f"{path}: weights must be numbers") from None
+        if not matrix or any(len(row) != len(matrix) for row in matrix):
+            raise CommandError(f"{path}: weights must be a square table")
+        out[key.strip()] = matrix
+    return out
+
+
+def _exclusions(path: str) -> list:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return read_exclusions(handle)
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise CommandError(f"{path}: {error}") from None
 
 
 def _declared(options: list[str]) -> dict[str, list[str] | None]:

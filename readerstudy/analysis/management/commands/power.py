@@ -2,13 +2,13 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from readerstudy.analysis.power import GOALS, sample_size_grid
+from readerstudy.analysis.statistics.power import GOALS, sample_size_grid
 
 
 class Command(BaseCommand):
     help = (
         "Power of a reader study for every number of readers x cases, by simulation under an MRMC model "
-        "(see readerstudy/analysis/power.py), e.g. power --readers 5 10 --cases 50 100 --accuracy 0.55"
+        "(see readerstudy/analysis/statistics/power.py), e.g. power --readers 5 10 --cases 50 100 --accuracy 0.55"
     )
 
     def add_arguments(self, parser):

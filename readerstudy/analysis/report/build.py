@@ -1,9 +1,10 @@
 """The study report: one JSON-serialisable, deterministic dict built from tidy rows.
 
-The web page and `manage.py analyze` both print this dict as it is, so they
-agree to the last digit. Rounding: estimates, intervals, standard errors and
-degrees of freedom to 4 decimals; p-values to 4 significant digits (so small
-p-values stay readable). Figures that are not defined are None, with a note.
+The web page and `manage.py analyze` both print this dict, so they agree to
+the last digit. Precision: the dict (JSON, CSV) keeps full double precision;
+pages and print show format.for_display(report): estimates, intervals,
+standard errors and degrees of freedom to 4 decimals, p-values to 4
+significant digits. Figures that are not defined are None, with a note.
 
 Structure (every "figure" dict, i.e. every dict with an "estimate", carries
 method, unit and n):
@@ -145,31 +146,35 @@ Intervals are [low, high] lists at 95%, except ci90 (the TOST interval).
 Where the code is: this module builds the report (build_report) and its flat
 rows (flat_rows); each section has its own module:
 
-    report_groups             groups (answers pooled)
-    report_mrmc               mrmc, and groups' mrmc_accuracy and auc
-    report_agreement          agreement, pairwise, intra_reader
-    report_specialty_position specialty_model, position
-    report_sources            sources
-    report_further_questions  further_questions
-    report_matrix             the readers x cases arrays they share; ordinal_score
-    report_format             rounding and the figure dicts
+    groups                    groups (answers pooled)
+    mrmc                      mrmc, and groups' mrmc_accuracy and auc
+    agreement                 agreement, pairwise, intra_reader
+    specialty_position        specialty_model, position
+    sources                   sources
+    further_questions         further_questions
+    matrix                    the readers x cases arrays they share; ordinal_score
+    format                    rounding and the figure dicts
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
-from .report_agreement import _agreement, _intra_reader, _pairwise
-from .report_format import ROUNDING
-from .report_further_questions import _further_questions
-from .report_groups import _group
-from .report_matrix import ORDINAL_SCORE, _Matrix
-from .report_mrmc import _mrmc
-from .report_sources import _sources
-from .report_specialty_position import POSITION_BINS, _position, _specialty_model
-from .stats import LEVEL
-from .tidy import CATEGORIES, QUESTION, SPECIALTIES, AnswerRow, check_rows, first_readings
+from .agreement import _agreement, _intra_reader, _pairwise
+from .cases import _cases
+from .headline import _headline
+from .reading_time import _reading_time
+from .completeness import DEFAULT_RULE, Exclusion, Expected, apply_completeness, expected_for
+from .format import PRECISION
+from .further_questions import _further_questions
+from .groups import _group
+from .matrix import ORDINAL_SCORE, _Matrix
+from .mrmc import _mrmc
+from .sources import _sources
+from .specialty_position import POSITION_BINS, _position, _specialty_model
+from ..statistics.stats import LEVEL
+from ..tidy import CATEGORIES, QUESTION, SPECIALTIES, AnswerRow, check_rows, first_readings
 
 FORMAT = "readerstudy-report/1"
 
@@ -181,8 +186,25 @@ def build_report(
     bootstrap: int = 2000,
     seed: int = 0,
     questions: Mapping[str, Sequence[str] | None] | None = None,
+    rule: str = DEFAULT_RULE,
+    exclusions: Iterable[Exclusion] = (),
+    expected: Mapping[str, Expected] | None = None,
+    open_studies: Collection[str] = (),
+    stamp: Mapping[str, Any] | None = None,
+    machine_scores: Mapping[str, Mapping[Any, float] | None] | None = None,
+    scales: Mapping[str, str] | None = None,
+    weights: Mapping[str, Sequence[Sequence[float]]] | None = None,
 ) -> dict:
     """The report for every study in rows; see the module docstring for its structure.
+
+    rule, exclusions, expected and open_studies decide which readings the
+    analyses use and whether the report is interim (completeness.py); stamp
+    (stamps.py) says when, by which software and in which study state the
+    report was made. machine_scores: study name -> {case number: score} (a
+    machine reader's per-case score, shown in the per-case results when given).
+    scales declares a choice question nominal or ordinal (key -> "nominal" |
+    "ordinal"; undeclared: ordinal when every choice is a number); weights
+    gives an ordinal question its own agreement-weight matrix (key -> k x k).
 
     margin may be a Decimal (a model field); it is used and reported as a float.
     questions optionally declares further questions: key -> its choices in
@@ -192,26 +214,39 @@ def build_report(
     """
     margin = float(margin)
     check_rows(rows)
+    exclusions = list(exclusions)
     by_study: dict[str, list[AnswerRow]] = defaultdict(list)
     for row in rows:
         by_study[row.study].append(row)
+    studies = [
+        _study(name, by_study[name], margin, bootstrap, seed, questions or {}, rule, exclusions,
+               expected_for(expected, name), name in open_studies,
+               {str(case): score for case, score in ((machine_scores or {}).get(name) or {}).items()},
+               scales or {}, weights or {})
+        for name in sorted(by_study)
+    ]
     return {
         "format": FORMAT,
-        "settings": {"margin": margin, "bootstrap": bootstrap, "seed": seed, "level": LEVEL, "rounding": ROUNDING,
-                     "position_bins": POSITION_BINS},
-        "studies": [
-            _study(name, by_study[name], margin, bootstrap, seed, questions or {}) for name in sorted(by_study)
-        ],
+        "stamp": dict(stamp) if stamp is not None else None,
+        "interim": any(study["completeness"]["interim"] for study in studies),
+        "settings": {"margin": margin, "bootstrap": bootstrap, "seed": seed, "level": LEVEL, "rounding": PRECISION,
+                     "position_bins": POSITION_BINS, "rule": rule},
+        "studies": studies,
     }
 
 
-def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, seed: int,
-           questions: Mapping[str, Sequence[str] | None]) -> dict:
-    design = all_rows[0].design
+def _study(name: str, given_rows: list[AnswerRow], margin: float, bootstrap: int, seed: int,
+           questions: Mapping[str, Sequence[str] | None], rule: str, exclusions: list[Exclusion],
+           expected: Expected | None, study_open: bool, machine: Mapping[str, float],
+           scales: Mapping[str, str], custom_weights: Mapping[str, Sequence[Sequence[float]]]) -> dict:
+    design = given_rows[0].design
+    all_rows, completeness = apply_completeness(given_rows, QUESTION[design], rule=rule, exclusions=exclusions,
+                                                expected=expected, study_open=study_open)
     first, pairs = first_readings(all_rows)
     rows = [row for row in first if row.is_main]
     main_pairs = [pair for pair in pairs if pair[0].is_main]
     matrix = _Matrix(rows, design)
+    matrix.unbalanced_note = completeness["unbalanced_note"]
     readers = matrix.readers
     by_reader: dict[str, list[AnswerRow]] = defaultdict(list)
     by_specialty: dict[str, list[AnswerRow]] = defaultdict(list)
@@ -248,10 +283,16 @@ def _study(name: str, all_rows: list[AnswerRow], margin: float, bootstrap: int, 
         "intra_reader": _intra_reader(main_pairs, design),
         "specialty_model": _specialty_model(matrix),
         "position": _position(matrix, max_position),
-        "further_questions": _further_questions(first, pairs, rows, design, bootstrap, seed, questions),
+        "further_questions": _further_questions(first, pairs, rows, design, bootstrap, seed, questions, scales,
+                                                custom_weights),
+        "empty": not rows,
+        "completeness": completeness,
     }
-    if len(names) >= 2:
+    if len(names) >= 2 and not matrix.unbalanced_note:
         out["sources"] = _sources(matrix, design, names)
+    out["headline"] = _headline(out, matrix, design)
+    out["cases"] = _cases(rows, design, machine)
+    out["reading_time"] = _reading_time(rows, design)
     return out
 
 
@@ -261,22 +302,40 @@ FLAT_COLUMNS = (
     "binomial_p", "tost_p", "tost_verdict",
     "mrmc_accuracy", "mrmc_accuracy_low", "mrmc_accuracy_high", "mrmc_accuracy_df", "mrmc_accuracy_p",
     "mrmc_equivalence",
-    "kappa", "kappa_se", "kappa_low", "kappa_high",
+    "kappa_answer_vs_truth", "kappa_answer_vs_truth_se", "kappa_answer_vs_truth_low", "kappa_answer_vs_truth_high",
+    "mrmc_kappa_answer_vs_truth", "mrmc_kappa_answer_vs_truth_low", "mrmc_kappa_answer_vs_truth_high",
+    "fleiss_kappa_between_readers", "fleiss_kappa_between_readers_low", "fleiss_kappa_between_readers_high",
+    "mean_cohen_kappa_between_reader_pairs",
     "sensitivity", "sensitivity_low", "sensitivity_high",
     "specificity", "specificity_low", "specificity_high",
     "auc", "auc_se", "auc_low", "auc_high",
+    "rule", "interim", "study_state", "last_answer_at", "generated_at", "software",
 )
 
 
 def flat_rows(report: dict) -> list[dict[str, Any]]:
     """The pooled, specialty and reader groups as flat rows with FLAT_COLUMNS,
-    e.g. for CSV. Proportion intervals are Clopper–Pearson unless named Wilson;
-    mrmc_* (pooled and specialty rows) are the Obuchowski–Rockette figures."""
+    e.g. for CSV, at full precision. Proportion intervals are Clopper–Pearson
+    unless named Wilson; mrmc_* (pooled and specialty rows) are the
+    Obuchowski–Rockette figures (random readers and cases), the headline.
+    Each kappa column says which kappa it is: kappa_answer_vs_truth (Cohen,
+    answers pooled in the group), mrmc_kappa_answer_vs_truth (the headline's,
+    pooled row only), fleiss_kappa_between_readers (unweighted, cases read by
+    every reader, case-bootstrap interval; pooled row only) and
+    mean_cohen_kappa_between_reader_pairs (pooled row only). Every row
+    carries the stamp: the completeness rule, whether the report is interim,
+    the study state, its last answer, when and by what software the report
+    was made."""
     out = []
+    stamp = report.get("stamp") or {}
+    states = {s["study"]: s for s in stamp.get("studies", [])}
     for study in report["studies"]:
+        headline = study.get("headline") or {}
+        state = states.get(study["study"], {})
         for group in study["groups"]:
             accuracy, kappa = group["accuracy"], group["kappa"]
             mrmc = group.get("mrmc_accuracy", {})
+            pooled = group["level"] == "pooled"
             row = {
                 "study": study["study"], "design": study["design"], "level": group["level"],
                 "label": group["label"], "specialty": group["specialty"],
@@ -289,15 +348,32 @@ def flat_rows(report: dict) -> list[dict[str, Any]]:
                 "mrmc_accuracy": mrmc.get("estimate"), **_ends("mrmc_accuracy", mrmc.get("ci")),
                 "mrmc_accuracy_df": mrmc.get("df"), "mrmc_accuracy_p": mrmc.get("p"),
                 "mrmc_equivalence": mrmc.get("verdict"),
-                "kappa": kappa["estimate"], "kappa_se": kappa["se"], **_ends("kappa", kappa["ci"]),
+                "kappa_answer_vs_truth": kappa["estimate"], "kappa_answer_vs_truth_se": kappa["se"],
+                **_ends("kappa_answer_vs_truth", kappa["ci"]),
+                "mrmc_kappa_answer_vs_truth": None, "mrmc_kappa_answer_vs_truth_low": None,
+                "mrmc_kappa_answer_vs_truth_high": None,
+                "fleiss_kappa_between_readers": None, "fleiss_kappa_between_readers_low": None,
+                "fleiss_kappa_between_readers_high": None, "mean_cohen_kappa_between_reader_pairs": None,
+                "rule": study["completeness"]["rule"], "interim": study["completeness"]["interim"],
+                "study_state": state.get("state"), "last_answer_at": state.get("last_answer_at"),
+                "generated_at": stamp.get("generated_at"), "software": stamp.get("software"),
             }
+            if pooled:
+                figure = headline.get("kappa") or {}
+                row.update({"mrmc_kappa_answer_vs_truth": figure.get("estimate"),
+                            **_ends("mrmc_kappa_answer_vs_truth", figure.get("ci"))})
+                agreement = study.get("agreement") or {}
+                row.update({"fleiss_kappa_between_readers": agreement.get("estimate"),
+                            **_ends("fleiss_kappa_between_readers", agreement.get("ci")),
+                            "mean_cohen_kappa_between_reader_pairs":
+                                (study.get("pairwise") or {}).get("summary", {}).get("estimate")})
             for name in ("sensitivity", "specificity"):
                 figure = group.get(name, {})
                 row[name] = figure.get("estimate")
                 row.update(_ends(name, figure.get("ci_clopper_pearson")))
             auc = group.get("auc", {})
             row.update({"auc": auc.get("estimate"), "auc_se": auc.get("se"), **_ends("auc", auc.get("ci"))})
-            out.append(row)
+            out.append({column: row[column] for column in FLAT_COLUMNS})
     return out
 
 

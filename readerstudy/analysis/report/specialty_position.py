@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from .regression import clustered_logit
-from .report_format import POOLED_CAVEAT, _interval, _p, _r
-from .report_matrix import _Matrix
-from .stats import proportion
-from .tidy import SPECIALTIES
+from ..statistics.regression import clustered_logit
+from .format import POOLED_CAVEAT, _interval, _p, _r
+from .matrix import _Matrix
+from ..statistics.stats import proportion
+from ..tidy import SPECIALTIES
 
 POSITION_BINS = 5
 SPECIALTY_METHOD = (

@@ -13,15 +13,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .mrmc import (
+from ..statistics.mrmc import (
     obuchowski_rockette,
     obuchowski_rockette_proportion,
     ragged_obuchowski_rockette,
     ragged_obuchowski_rockette_proportion,
 )
-from .report_format import POOLED_CAVEAT, _interval, _p, _proportion, _r, _single
-from .report_matrix import _Matrix
-from .stats import binomial_test, proportion
+from .format import POOLED_CAVEAT, _interval, _p, _proportion, _r, _single, negligible
+from .matrix import _Matrix
+from ..statistics.stats import binomial_test, proportion
 
 SOURCE_BASIS = (
     "the tidy column source: the generator that made the case's synthetic image; "
@@ -183,7 +183,7 @@ def _source_comparison(matrix: _Matrix, kind: str, names: list[str], sets: list[
         notes.append("F test not defined: no variation between readers and no case covariance")
     for difference in analysis.differences:
         entry = {"label": difference.label, **figure, "estimate": _r(difference.estimate)}
-        if difference.se > 0 and difference.df is not None and math.isfinite(difference.df):
+        if not negligible(difference.se) and difference.df is not None and math.isfinite(difference.df):
             entry.update({"se": _r(difference.se), "df": _r(difference.df), "ci": _interval(difference.ci),
                           "statistic": _r(difference.statistic), "p": _p(difference.p), "note": None})
         else:

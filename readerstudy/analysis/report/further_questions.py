@@ -15,9 +15,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .report_format import _kappa_figure, _r
-from .stats import LEVEL, kappa_arrays, ordered_categories, quadratic_weighted_kappa
-from .tidy import AnswerRow
+from .format import _interval, _kappa_figure, _p, _r
+from ..statistics.kappa import KappaTest, cohen_kappa_test, fleiss_kappa_test
+from ..statistics.stats import LEVEL, cohens_kappa, kappa_arrays, ordered_categories, quadratic_weighted_kappa
+from ..tidy import AnswerRow
 
 QWK_REFERENCE_METHOD = (
     "quadratic-weighted kappa of answers vs the reference label, answers pooled over readers; "
@@ -42,7 +43,9 @@ IMAGE_SOURCE_BASIS = "image source of the case: the truth of its real_or_synthet
 
 def _further_questions(first: list[AnswerRow], pairs: list[tuple[AnswerRow, AnswerRow]], main: list[AnswerRow],
                        design: str, bootstrap: int, seed: int,
-                       declared: Mapping[str, Sequence[str] | None]) -> list[dict]:
+                       declared: Mapping[str, Sequence[str] | None],
+                       scales: Mapping[str, str] | None = None,
+                       custom_weights: Mapping[str, Sequence[Sequence[float]]] | None = None) -> list[dict]:
     by_question: dict[str, list[AnswerRow]] = defaultdict(list)
     for row in first:
         if not row.is_main:
@@ -53,13 +56,15 @@ def _further_questions(first: list[AnswerRow], pairs: list[tuple[AnswerRow, Answ
             repeats[pair[0].question].append(pair)
     source = {row.case: row.truth for row in main} if design == "mixed" else {}
     return [
-        _further(key, by_question[key], repeats[key], source, design, bootstrap, seed, declared)
+        _further(key, by_question[key], repeats[key], source, design, bootstrap, seed, declared,
+                 (scales or {}).get(key), (custom_weights or {}).get(key))
         for key in sorted(by_question)
     ]
 
 
 def _further(key: str, rows: list[AnswerRow], repeats: list[tuple[AnswerRow, AnswerRow]], source: dict[str, str],
-             design: str, bootstrap: int, seed: int, declared: Mapping[str, Sequence[str] | None]) -> dict:
+             design: str, bootstrap: int, seed: int, declared: Mapping[str, Sequence[str] | None],
+             scale: str | None = None, custom: Sequence[Sequence[float]] | None = None) -> dict:
     values = [row.answer for row in rows] + [row.truth for row in rows] + \
         [b.answer for _, b in repeats]
     out: dict[str, Any] = {
@@ -91,7 +96,16 @@ def _further(key: str, rows: list[AnswerRow], repeats: list[tuple[AnswerRow, Ans
         categories, scores = ordered_categories(values)
         kind = "choice" if scores is not None else "text"
         basis = "every answer and reference label seen, in numeric order"
+    if kind == "choice" and scale is None:
+        # Ordered only when the choices are numbers (grades); labels are nominal unless declared ordinal,
+        # so the order a question lists its labels in cannot change its kappa.
+        scale = "ordinal" if scores is not None else "nominal"
+        scale_basis = "inferred: " + ("every choice is a number" if scale == "ordinal" else "the choices are labels")
+    else:
+        scale_basis = "declared"
     out["kind"] = kind
+    if kind == "choice":
+        out["scale"], out["scale_basis"] = scale, scale_basis
     if kind == "text":
         out["n_distinct"] = len({row.answer for row in rows if row.answer})
         out["note"] = "free text (or not every value a number): counted, not analysed"
@@ -155,8 +169,16 @@ def _further(key: str, rows: list[AnswerRow], repeats: list[tuple[AnswerRow, Ans
         tables = stratum_tables(per_case)
         empty = "not defined: no answers with a reference label" if name == "vs_reference" else \
             "not defined: no case graded by two readers"
-        out[name] = _qwk_block(tables, strata, scores, method, unit, bootstrap, design, name == "between_readers", empty)
-    if repeats:
+        if scale == "nominal":
+            method = method.replace("quadratic-weighted kappa", "unweighted kappa (nominal categories)")
+        out[name] = _qwk_block(tables, strata, scores, method, unit, bootstrap, design, name == "between_readers", empty,
+                               weighted=scale == "ordinal")
+    out["kappa"] = kappa_tests(rows, categories, scores, scale, custom)
+    if repeats and scale == "nominal":
+        result = cohens_kappa([a.answer for a, _ in repeats], [b.answer for _, b in repeats], categories)
+        out["intra_reader"] = _kappa_figure(result, QWK_INTRA_METHOD.replace("quadratic-weighted", "unweighted"),
+                                            "case graded twice")
+    elif repeats:
         result = quadratic_weighted_kappa([a.answer for a, _ in repeats], [b.answer for _, b in repeats],
                                           categories, scores)
         out["intra_reader"] = _kappa_figure(result, QWK_INTRA_METHOD, "case graded twice")
@@ -178,7 +200,7 @@ def _bootstrap_weights(rng: np.random.Generator, n: int, n_boot: int) -> np.ndar
 
 def _qwk_block(tables: dict[str, tuple[np.ndarray, np.ndarray]], strata: dict[str, np.ndarray],
                scores: Sequence[float] | None, method: str, unit: str, n_boot: int, design: str,
-               pairs: bool, empty: str) -> dict:
+               pairs: bool, empty: str, weighted: bool = True) -> dict:
     """Kappa per source, for all cases, and the difference synthetic - real."""
     k = next(iter(tables.values()))[0].shape[0]
     if "all" not in tables:
@@ -195,8 +217,8 @@ def _qwk_block(tables: dict[str, tuple[np.ndarray, np.ndarray]], strata: dict[st
         if k < 2:
             kappa, boot_kappa = np.nan, np.full(len(boot), np.nan)
         else:
-            kappa = float(kappa_arrays(point, weighted=True, scores=scores)[0])
-            boot_kappa = kappa_arrays(boot, weighted=True, scores=scores)[0] if len(boot) else np.zeros(0)
+            kappa = float(kappa_arrays(point, weighted=weighted, scores=scores)[0])
+            boot_kappa = kappa_arrays(boot, weighted=weighted, scores=scores)[0] if len(boot) else np.zeros(0)
         estimates[name] = (kappa, boot_kappa)
         count = int(point.sum()) // (2 if pairs else 1)
         n_cases = len(strata[name]) if name in strata else sum(len(idx) for idx in strata.values())
@@ -231,3 +253,82 @@ def _boot_figure(estimate: float, boot: np.ndarray, method: str, unit: str, n: i
     note = f"{undefined} of {n_boot} resamples had no defined kappa" if undefined else None
     return {**figure, "estimate": _r(estimate), "ci": [_r(float(low)), _r(float(high))],
             "n_boot_undefined": undefined, "note": note}
+
+
+KAPPA_TEST_METHOD = {
+    "none": "Cohen's kappa, unweighted (nominal categories)",
+    "linear": "Cohen's weighted kappa, linear (Cicchetti-Allison) weights",
+    "quadratic": "Cohen's weighted kappa, quadratic (Fleiss-Cohen) weights",
+    "custom": "Cohen's weighted kappa, the question's own agreement weights",
+}
+KAPPA_TEST_SUFFIX = ("; asymptotic SE (Fleiss, Cohen & Everitt 1969), Wald 95% interval; "
+                     "test of kappa = 0 with the SE under the null, two-sided z")
+FLEISS_TEST_METHOD = ("Fleiss' kappa (1971), unweighted, cases graded by every reader; SE under kappa = 0 from "
+                      "Fleiss, Nee & Landis (1979), two-sided z test; jackknife SE over cases and Wald 95% interval; "
+                      "per-category kappas")
+
+
+def kappa_tests(rows: list[AnswerRow], categories: list[str], scores: Sequence[float] | None, scale: str,
+                custom: Sequence[Sequence[float]] | None) -> dict:
+    """Kappa with SE, interval and the test of kappa = 0, by the question's scale:
+    nominal: unweighted; ordinal: linear and quadratic (and custom weights when
+    given). vs_reference pools answers over readers; pairs is every pair of
+    readers over the cases both graded; fleiss (nominal) is every reader
+    together over the cases all of them graded."""
+    k = len(categories)
+    weight_names = ["none"] if scale == "nominal" else ["linear", "quadratic"]
+    if custom is not None:
+        weight_names.append("custom")
+    index = {category: i for i, category in enumerate(categories)}
+
+    def weights_of(name: str):
+        return custom if name == "custom" else name
+
+    def table(pairs: list[tuple[str, str]]) -> np.ndarray:
+        counts = np.zeros((k, k))
+        for a, b in pairs:
+            counts[index[a], index[b]] += 1
+        return counts
+
+    def figure(result: KappaTest, method: str, unit: str) -> dict:
+        return {"method": method + KAPPA_TEST_SUFFIX, "unit": unit, "n": result.n, "weights": result.weights,
+                "estimate": _r(result.estimate), "se": _r(result.se), "ci": _interval(result.ci),
+                "se0": _r(result.se0), "z": _r(result.z), "p": _p(result.p), "note": result.note}
+
+    out: dict[str, Any] = {"scale": scale, "weights": weight_names, "categories": categories,
+                           "vs_reference": {}, "pairs": [], "fleiss": None}
+    if k < 2:
+        out["note"] = "not defined: fewer than two categories"
+        return out
+    with_reference = [(row.answer, row.truth) for row in rows if row.truth != ""]
+    for name in weight_names:
+        result = cohen_kappa_test(table(with_reference), weights_of(name), scores)
+        out["vs_reference"][name] = figure(result, KAPPA_TEST_METHOD[name] + " of answers vs the reference label, "
+                                           "answers pooled over readers", "answer")
+    by_reader: dict[str, dict[str, str]] = defaultdict(dict)
+    for row in rows:
+        by_reader[row.reader][row.case] = row.answer
+    readers = sorted(by_reader)
+    for i, a in enumerate(readers):
+        for b in readers[i + 1:]:
+            shared = sorted(by_reader[a].keys() & by_reader[b].keys())
+            counts = table([(by_reader[a][c], by_reader[b][c]) for c in shared])
+            out["pairs"].append({"a": a, "b": b, "kappas": {
+                name: figure(cohen_kappa_test(counts, weights_of(name), scores),
+                             KAPPA_TEST_METHOD[name] + " between two readers", "case")
+                for name in weight_names}})
+    if scale == "nominal":
+        common = sorted(set.intersection(*(set(by_reader[r]) for r in readers))) if readers else []
+        counts = np.zeros((len(common), k))
+        for j, case in enumerate(common):
+            for reader in readers:
+                counts[j, index[by_reader[reader][case]]] += 1
+        result = fleiss_kappa_test(counts)
+        out["fleiss"] = {
+            "method": FLEISS_TEST_METHOD, "unit": "case", "n": result.n_items, "n_readers": result.n_raters,
+            "estimate": _r(result.estimate), "se0": _r(result.se0), "z": _r(result.z), "p": _p(result.p),
+            "se": _r(result.se_jackknife), "ci": _interval(result.ci_jackknife),
+            "categories": [{"category": c, "estimate": _r(v)} for c, v in zip(categories, result.category_kappas)],
+            "note": result.note,
+        }
+    return out

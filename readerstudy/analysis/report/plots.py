@@ -32,7 +32,7 @@ import math
 import textwrap
 from typing import Iterable, Sequence
 
-from .tidy import SPECIALTIES
+from ..tidy import SPECIALTIES
 
 PALETTE = {"radiologist": "#0072B2", "orthopaedic_surgeon": "#D55E00", "other": "#009E73", None: "#555555"}
 EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -56,7 +56,7 @@ def report_figures(report: dict) -> dict[str, str]:
     figures: dict[str, str] = {}
     margin = report.get("settings", {}).get("margin", 0.1)
     for i, study in enumerate(report.get("studies", [])):
-        if study["n_answers"] == 0:
+        if study["n_answers"] == 0 or study.get("empty"):
             continue
         figures[f"{i}-forest"] = forest_plot(study, margin)
         figures[f"{i}-confusion"] = confusion_matrices(study)
@@ -71,7 +71,19 @@ def report_figures(report: dict) -> dict[str, str]:
         for question in study.get("further_questions", []):
             if question.get("kind") == "choice":
                 figures[f"{i}-further-{question['question']}"] = grading_plot(question)
+    if report.get("interim"):
+        figures = {name: _mark_interim(svg) for name, svg in figures.items()}
     return figures
+
+
+INTERIM_MARK = ('<text x="99%" y="14" font-size="12" font-weight="bold" text-anchor="end" fill="#D55E00" '
+                'class="interim-mark">INTERIM: not every reader has finished</text>')
+
+
+def _mark_interim(svg: str) -> str:
+    """Every figure of an interim report says so itself (it may be copied out of the page)."""
+    head, tail = svg.rsplit("</svg>", 1)
+    return head + INTERIM_MARK + "</svg>" + tail
 
 
 # --- building blocks -------------------------------------------------------------------

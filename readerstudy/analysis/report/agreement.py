@@ -12,10 +12,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from .report_format import _interval, _kappa_figure, _r
-from .report_matrix import _Matrix
-from .stats import cohens_kappa, fleiss_kappa, kappa_arrays, kappa_result
-from .tidy import AnswerRow
+from .format import _interval, _kappa_figure, _r
+from .matrix import _Matrix
+from ..statistics.stats import cohens_kappa, fleiss_kappa, kappa_arrays, kappa_result
+from ..tidy import AnswerRow
 
 FLEISS_METHOD = (
     "Fleiss' kappa (statsmodels) between readers over the cases every reader read; "

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .tidy import AnswerRow
+from ..tidy import AnswerRow
 
 ORDINAL_SCORE = (
     "answer synthetic with confidence c scores 5 + c (6-10); answer real with "
@@ -31,7 +31,7 @@ class _Matrix:
         case_index = {case: j for j, case in enumerate(self.cases)}
         shape = (len(self.readers), len(self.cases))
         self.correct = np.full(shape, -1, dtype=np.int8)
-        self.category = np.full(shape, -1, dtype=np.int8)  # report_agreement.CATEGORY_BASIS: 0 real, 1 synthetic
+        self.category = np.full(shape, -1, dtype=np.int8)  # agreement.CATEGORY_BASIS: 0 real, 1 synthetic
         self.score = np.full(shape, np.nan)
         self.position = np.zeros(shape, dtype=np.int64)
         self.truth = np.full(len(self.cases), -1, dtype=np.int8)  # mixed: 1 synthetic
@@ -47,6 +47,9 @@ class _Matrix:
                 self.truth[j] = int(row.truth == "synthetic")
                 if row.confidence is not None:
                     self.score[i, j] = ordinal_score(row)
+        # Set by the report when readers are incomplete under the rule "all"
+        # (completeness.py): the multi-reader figures are then not estimable.
+        self.unbalanced_note: str | None = None
         specialty = {row.reader: row.specialty for row in rows}
         self.specialty = np.array([specialty[reader] for reader in self.readers], dtype=object)
 

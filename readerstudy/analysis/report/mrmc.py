@@ -15,9 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from .mrmc import ORResult, obuchowski_rockette, obuchowski_rockette_proportion
-from .report_format import _interval, _p, _single
-from .report_matrix import _crossed, _Matrix
+from ..statistics.mrmc import ORResult, obuchowski_rockette, obuchowski_rockette_proportion
+from .format import _interval, _p, _r, _single, negligible
+from .matrix import _crossed, _Matrix
 
 MRMC_AUC_METHOD = (
     "Obuchowski-Rockette single-treatment analysis, random readers and random cases: "
@@ -51,6 +51,8 @@ def _mrmc_auc(matrix: _Matrix, readers: list[str]) -> dict:
     scores, keep = _crossed(matrix, readers, matrix.score, np.nan)
     figure = {"method": MRMC_AUC_METHOD, "unit": "reader x case", "n": int(keep.sum()), "n_readers": len(readers)}
     empty = {"estimate": None, "se": None, "df": None, "ci": None, "statistic": None, "p": None}
+    if getattr(matrix, "unbalanced_note", None):
+        return {**figure, **empty, "note": matrix.unbalanced_note}
     if len(readers) < 2:
         return {**figure, **empty, "note": "not defined: needs at least two readers"}
     case_truth = matrix.truth[keep].astype(int)
@@ -63,6 +65,8 @@ def _mrmc_auc(matrix: _Matrix, readers: list[str]) -> dict:
 def _accuracy_or(matrix: _Matrix, readers: Sequence[str]) -> tuple[ORResult | None, int, str | None]:
     correct, keep = _crossed(matrix, readers, matrix.correct, -1)
     n = int(keep.sum())
+    if getattr(matrix, "unbalanced_note", None):
+        return None, n, matrix.unbalanced_note
     if len(readers) < 2:
         return None, n, "not defined: needs at least two readers"
     if n < 2:
@@ -86,7 +90,7 @@ def _t_equivalence(estimate: float, se: float, df: float, margin: float, alpha: 
     """TOST with a t (or, for unbounded df, normal) reference: equivalent when the
     1 - 2·alpha interval lies inside 0.5 ± margin. simulate_power uses the same rule."""
     low, high = 0.5 - margin, 0.5 + margin
-    if not se > 0:
+    if negligible(se, estimate):
         return {"p_equivalence": None, "ci90": None, "verdict": "not defined"}
     if math.isfinite(df):
         sf, ppf = (lambda x: sps.t.sf(x, df)), (lambda q: sps.t.ppf(q, df))
@@ -124,7 +128,9 @@ def _mrmc(matrix: _Matrix, design: str, names: Sequence[str]) -> dict:
         scores, keep = _crossed(matrix, readers, matrix.score, np.nan)
         truth = matrix.truth[keep].astype(int)
         n = int(keep.sum())
-        if len(readers) < 2:
+        if getattr(matrix, "unbalanced_note", None):
+            out["auc"] = _variants("auc", None, n, len(readers), matrix.unbalanced_note)
+        elif len(readers) < 2:
             out["auc"] = _variants("auc", None, n, len(readers), "not defined: needs at least two readers")
         elif min(truth.sum(), n - truth.sum()) < 2:
             out["auc"] = _variants("auc", None, n, len(readers),
@@ -148,4 +154,69 @@ def _variants(kind: str, result: ORResult | None, n: int, n_readers: int, note: 
         single = getattr(result, name).treatments[0]
         figure.update(_single(single.estimate, single.se, single.df, single.ci, 0.5))
         out[name] = figure
+    # The ANOVA and variance components (as OR-DBM prints them): for sizing a
+    # new study from this one (the power page) and for checking by hand.
+    out["or_tables"] = None if result is None else or_tables(result, n)
+    return out
+
+
+def or_tables(result: ORResult, n_cases: int) -> dict:
+    """The OR analysis's ANOVA, variance components and covariances, as OR-DBM
+    MRMC 2.51 prints them, at full precision (the JSON carries every printed
+    figure). DBM components follow from the OR ones (Hillis et al. 2005):
+    Var(C) = c·Cov3, Var(T×C) = c·(Cov2 − Cov3), Var(R×C) = c·(Cov1 − Cov3),
+    Var(T×R×C) + Var(error) = c·(Var(error) − Cov1 − Cov2 + Cov3).
+    With one treatment, Var(R) = MS(R) − Var(error) + Cov2 and the figures that
+    need two treatments are None. Components are ANOVA estimates and can be
+    negative."""
+    t, r = result.auc.shape
+    c = n_cases
+
+    def num(value) -> float | None:
+        return None if value is None else _r(float(value))
+
+    def source(ms: float | None, df: int) -> dict | None:
+        return None if ms is None else {"ss": num(ms * df), "df": df, "ms": num(ms)}
+
+    var_error = result.var_error
+    two = t >= 2
+    var_r = result.var_r if two else result.ms_r - var_error + result.cov2
+    correlation = (lambda cov: None if cov is None or var_error <= 0 else num(cov / var_error))
+    out = {
+        "n_cases": c,
+        "anova": {
+            "treatment": source(result.ms_t, t - 1) if two else None,
+            "reader": source(result.ms_r, r - 1),
+            "treatment_x_reader": source(result.ms_tr, (t - 1) * (r - 1)) if two else None,
+            "reader_per_treatment": [{"treatment": name, "df": r - 1, "ms": num(ms)}
+                                     for name, ms in zip(result.treatments, result.ms_r_treatment)],
+        },
+        "components": {
+            "var_r": num(var_r), "var_tr": num(result.var_tr),
+            "cov1": num(result.cov1), "cov2": num(result.cov2), "cov3": num(result.cov3), "var_error": num(var_error),
+            "corr1": correlation(result.cov1), "corr2": correlation(result.cov2), "corr3": correlation(result.cov3),
+            "note": "ANOVA estimates: they can be negative",
+        },
+        "dbm_components": None,
+        "per_treatment": [{"treatment": name, "var_error": num(v), "cov2": num(cov2)}
+                          for name, v, cov2 in zip(result.treatments, result.var_error_treatment,
+                                                   result.cov2_treatment)],
+        "per_reader": [
+            {"reader": name, "var_error": num(v), "cov1": num(result.cov1_reader[j]) if two else None}
+            for j, (name, v) in enumerate(zip(result.readers, result.var_error_reader))
+        ],
+        "error_term": None,
+    }
+    if two:
+        out["dbm_components"] = {
+            "var_r": num(var_r), "var_c": num(c * result.cov3), "var_tr": num(result.var_tr),
+            "var_tc": num(c * (result.cov2 - result.cov3)), "var_rc": num(c * (result.cov1 - result.cov3)),
+            "var_trc_error": num(c * (var_error - result.cov1 - result.cov2 + result.cov3)),
+        }
+        test = result.random_readers_random_cases.test
+        out["error_term"] = {
+            "value": num(result.ms_tr + r * max(result.cov2 - result.cov3, 0.0)),
+            "df": num(test.df2) if test.df2 is not None and math.isfinite(test.df2) else None,
+            "formula": "MS(T×R) + r·max(Cov2 − Cov3, 0)",
+        }
     return out

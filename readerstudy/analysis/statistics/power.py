@@ -12,7 +12,7 @@ much images differ in how easy they are to call; 0.3 and 0.6 are modest
 defaults, to be replaced by estimates from a pilot.
 
 Each simulated study is analysed as the report analyses a real one
-(report_mrmc.py, mrmc_accuracy): the Obuchowski-Rockette analysis of the readers'
+(report/mrmc.py, mrmc_accuracy): the Obuchowski-Rockette analysis of the readers'
 proportions correct, random readers and random cases, jackknife covariances
 over cases and Hillis' degrees of freedom, and
 
@@ -209,6 +209,35 @@ def sample_size_grid(
         "smallest": None if first is None else {"n_readers": first.n_readers, "n_cases": first.n_cases,
                                                "power": round(first.power, 4)},
     }
+
+
+PILOT_METHOD = (
+    "from the pilot's Obuchowski-Rockette variance components of proportion correct: reader SD (logit) = "
+    "sqrt(max(Var(R), 0)) / (p(1 - p)) and case SD (logit) = sqrt(max(c·Cov2, 0)) / (p(1 - p)), the delta method "
+    "at the pilot's accuracy p, since a reader's accuracy varies by about p(1 - p)·a for a logit shift a"
+)
+
+
+def sds_from_components(var_r: float, cov2: float, n_cases: int, accuracy: float) -> tuple[float, float]:
+    """The model's (reader_sd, case_sd) on the logit scale from OR components of
+    proportion correct (Var(R): between-reader variance of true accuracies;
+    Cov2: covariance of two readers' accuracies from sharing n_cases cases,
+    so n_cases·Cov2 is the variance of a case's probability of a correct
+    answer); see PILOT_METHOD. Negative ANOVA estimates count as 0."""
+    if not 0 < accuracy < 1:
+        raise ValueError(f"the pilot's accuracy must lie strictly between 0 and 1, got {accuracy}")
+    slope = accuracy * (1 - accuracy)
+    return math.sqrt(max(var_r, 0.0)) / slope, math.sqrt(max(n_cases * cov2, 0.0)) / slope
+
+
+def smallest_for(grid: dict, target: float) -> dict | None:
+    """The smallest design of a grid reaching `target` power: fewest answers, then fewest readers."""
+    cells = [(r * c, r, c, p) for r, row in zip(grid["readers"], grid["power"]) for c, p in zip(grid["cases"], row)
+             if p >= target]
+    if not cells:
+        return None
+    _, r, c, p = min(cells)
+    return {"n_readers": r, "n_cases": c, "power": p}
 
 
 def _check(n_readers: int, n_cases: int, *, true_accuracy: float, margin: float, goal: str, reader_sd: float,

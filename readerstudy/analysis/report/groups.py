@@ -3,19 +3,19 @@
 Per group: accuracy with the binomial test, TOST equivalence to 0.5, Cohen's
 kappa vs truth and the confusion table; mixed designs add sensitivity,
 specificity and the AUC (a reader's empirical AUC, or for pooled and specialty
-groups the Obuchowski-Rockette AUC from report_mrmc, as is their mrmc_accuracy).
+groups the Obuchowski-Rockette AUC from report/mrmc.py, as is their mrmc_accuracy).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from .mrmc import delong_auc, roc_points
-from .report_format import POOLED_CAVEAT, _interval, _p, _proportion, _r
-from .report_matrix import _Matrix, ordinal_score
-from .report_mrmc import _group_mrmc_accuracy, _mrmc_auc
-from .stats import Proportion, binomial_test, cohens_kappa, proportion, sensitivity_specificity, tost_equivalence
-from .tidy import CATEGORIES, AnswerRow
+from ..statistics.mrmc import delong_auc, roc_points
+from .format import POOLED_CAVEAT, _interval, _p, _proportion, _r
+from .matrix import _Matrix, ordinal_score
+from .mrmc import _group_mrmc_accuracy, _mrmc_auc
+from ..statistics.stats import Proportion, binomial_test, cohens_kappa, proportion, sensitivity_specificity, tost_equivalence
+from ..tidy import CATEGORIES, AnswerRow
 
 ACCURACY_METHOD = (
     "proportion correct; Clopper-Pearson exact and Wilson score 95% intervals; "
