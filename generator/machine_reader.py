@@ -216,20 +216,25 @@ def _statistics_methods(features: np.ndarray, labels: np.ndarray, folds: int, se
 class TwoSampleCNN(nn.Module):
     """Image + high-pass residual in; real/synthetic logit out.
 
-    The first layer runs at full resolution so quantum noise and fine texture survive;
-    `spatial` keeps a 4 x 4 grid of pooled features (global layout: pose, exposure, shape),
-    otherwise features are pooled globally (texture only, any input size)."""
+    `whole=True` (whole images at full presentation resolution): a 4 x 4 stride-4 patch
+    layer takes in every pixel (nothing is resized, so quantum noise and fine texture
+    reach the network) at a sixteenth of the cost of a full-resolution convolution, and a
+    4 x 4 grid of pooled features keeps the global layout (pose, exposure, shape).
+    `whole=False` (full-resolution crops): a 3 x 3 convolution at full resolution and
+    global pooling: texture only, any input size."""
 
-    def __init__(self, width: int = 8, spatial: bool = False) -> None:
+    def __init__(self, width: int = 8, whole: bool = False) -> None:
         super().__init__()
+        stem = nn.Conv2d(2, width * 2, 4, stride=4) if whole else nn.Conv2d(2, width, 3, padding=1)
+        first = width * 2 if whole else width
         self.features = nn.Sequential(
-            nn.Conv2d(2, width, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, width * 2, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            stem, nn.LeakyReLU(0.2),
+            nn.Conv2d(first, width * 2, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width * 2, width * 4, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width * 4, width * 4, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width * 4, width * 4, 3, stride=2 if not whole else 1, padding=1), nn.LeakyReLU(0.2),
         )
-        self.pool = nn.AdaptiveAvgPool2d(4 if spatial else 1)
-        self.head = nn.Linear(width * 4 * (16 if spatial else 1), 1)
+        self.pool = nn.AdaptiveAvgPool2d(4 if whole else 1)
+        self.head = nn.Linear(width * 4 * (16 if whole else 1), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)).flatten(1)).squeeze(1)
@@ -246,7 +251,7 @@ def _train_cnn(x: torch.Tensor, y: torch.Tensor, *, crop: int | None, steps: int
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = TwoSampleCNN(width, spatial=crop is None)
+        net = TwoSampleCNN(width, whole=crop is None)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     side = x.shape[-1]
     for _ in range(steps):
