@@ -121,7 +121,10 @@ def image_statistics(images) -> np.ndarray:
 
 # ------------------------------------------------------------------- AUC, CI ---
 def auc_with_interval(scores, labels, level: float = 0.95) -> dict:
-    """ROC AUC (synthetic = 1 is the positive class) with DeLong's SE and a logit-scale interval."""
+    """ROC AUC (synthetic = 1 is the positive class) with DeLong's SE and a logit-scale interval.
+
+    Where every synthetic image scores above every real one (AUC 1) DeLong's SE is 0 and
+    the interval is the point [1, 1]: the sets are separated, and n says how firmly."""
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
     pos, neg = scores[labels], scores[~labels]
     m, n = len(pos), len(neg)
