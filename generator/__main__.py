@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--count", type=int, default=400, help="synthetic images (seeds 0..count-1)")
     evaluate.add_argument("--truncation", type=float, default=1.0)
     evaluate.add_argument("--steps", type=int, default=300, help="training steps of the feature net and classifier")
+    evaluate.add_argument("--reader-steps", type=int, default=300,
+                          help="training steps of each of the machine reader's CNNs (0: statistics only)")
     evaluate.add_argument("--privacy-screen", type=Path, help="also report how many samples this screen refuses")
     evaluate.add_argument("--json", type=Path, help="also write the figures here")
     evaluate.add_argument("--device")
@@ -116,6 +118,7 @@ def _read_folder(folder: Path, resolution: int):
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .machine_reader import machine_read, summary_line
     from .metrics import evaluate
     from .sampling import SampleRequest, Sampler
 
@@ -126,6 +129,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     fake = np.stack([r.pixels for r in sampler.sample(requests)])
     figures = {"checkpoint": args.checkpoint.name, "real": str(args.real), "truncation": args.truncation,
                **evaluate(real, fake, feature_steps=args.steps, c2st_steps=args.steps)}
+    reading = machine_read(real, fake, learned=args.reader_steps > 0, steps=max(args.reader_steps, 1))
+    figures["machine_reader"] = reading.figures
     if args.privacy_screen:
         from .privacy import PrivacyScreen
 
@@ -136,6 +141,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                               "median_score": round(float(np.median(scores)), 4)}
     text = json.dumps(figures, indent=2)
     print(text)
+    print(summary_line(reading.figures), file=sys.stderr)  # the headline, under the JSON on stdout
     if args.json:
         args.json.write_text(text + "\n")
     return 0

@@ -14,9 +14,10 @@ All functions take float images in [0, 1] as an (N, H, W) array or tensor.
   al. 2018) and `precision_recall` (k-NN manifolds, Kynkaanniemi et al. 2019). Also the
   learned feature space of the privacy screen.
 - `classifier_two_sample_test`: a small CNN trained to tell real from synthetic on half
-  of each set; the held-out ROC AUC is the "machine reader" (0.5: indistinguishable).
-  `evaluate` reports it on whole images resized to 64 px (global appearance) and on
-  64 px crops at full resolution (texture, noise).
+  of each set; held-out ROC AUC (0.5: indistinguishable). `evaluate` reports it on whole
+  images resized to 64 px (global appearance) and on 64 px crops at full resolution.
+  Small and quick, it misses what simple statistics catch: the machine reader proper,
+  at the presentation resolution with intervals, is `generator/machine_reader.py`.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def test_evaluate_cli(tmp_path, capsys):
     for i, image in enumerate(REAL[:24]):
         Image.fromarray((image * 65535).astype(np.uint16)).save(tmp_path / "real" / f"{i}.png")
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--real", str(tmp_path / "real"), "--count", "24",
-                 "--steps", "20", "--device", "cpu", "--json", str(tmp_path / "f.json")]) == 0
+                 "--steps", "20", "--reader-steps", "10", "--device", "cpu", "--json", str(tmp_path / "f.json")]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert set(figures) >= {"swd", "kid", "precision_recall", "two_sample_auc"}
     assert json.loads((tmp_path / "f.json").read_text()) == figures
