@@ -53,7 +53,7 @@ class SiteProcesses:
         return done.stdout
 
     def shell(self, code: str, timeout: float = 300) -> str:
-        return self.manage("shell", "-c", code, timeout=timeout).strip()
+        return self.manage("shell", "--verbosity", "0", "-c", code, timeout=timeout).strip()
 
     def query(self, sql: str, *params) -> list[tuple]:
         with sqlite3.connect(self.database, timeout=20) as db:
