@@ -151,6 +151,22 @@ GENERATOR_DEVICE = os.getenv("GENERATOR_DEVICE", "auto")
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "")
 JOBS_MODE = os.getenv("JOBS_MODE", "")
 
+# --- Jobs on Celery workers (readerstudy/celery.py, readerstudy/jobs/celery_dispatch.py) ---
+# Redis only: an unacknowledged message is redelivered after this many seconds, so it must be
+# longer than the longest job; a key prefix lets several sites (or test runs) share one Redis.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", str(12 * 3600))}
+if os.getenv("CELERY_BROKER_KEY_PREFIX"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["CELERY_BROKER_KEY_PREFIX"]
+JOBS_HEARTBEAT_SECONDS = envint("JOBS_HEARTBEAT_SECONDS", "15")
+# A running job not heard from for this long has lost its worker and is sent again.
+JOBS_STALE_SECONDS = envint("JOBS_STALE_SECONDS", "120")
+# A job whose worker died this many times is failed with that reason, not tried again.
+JOBS_MAX_ATTEMPTS = envint("JOBS_MAX_ATTEMPTS", "3")
+# Cases per generation batch; 0 picks for the device: 64 on CUDA (the sampler's padded batch), 16 on CPU.
+GENERATION_BATCH_SIZE = envint("GENERATION_BATCH_SIZE", "0")
+# A preparation on Celery offers this many shares of its cases to idle workers.
+PREPARE_PARTS = envint("PREPARE_PARTS", "4")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

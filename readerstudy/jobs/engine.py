@@ -17,15 +17,20 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], None]
 HANDLERS: dict[str, Handler] = {}
+# The Celery queue of each kind: "gpu" for work that runs a generator, "default" for the rest.
+QUEUES: dict[str, str] = {}
 
 
 class JobError(RuntimeError):
     """A job cannot go on; its message is shown to the coordinator as it is."""
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
+def handler(kind: str, queue: str = "default") -> Callable[[Handler], Handler]:
+    """Register a job kind; ``queue="gpu"`` sends it to the GPU workers in Celery mode."""
+
     def register(function: Handler) -> Handler:
         HANDLERS[kind] = function
+        QUEUES[kind] = queue
         return function
 
     return register
@@ -47,6 +52,23 @@ def enqueue(kind: str, *, study=None, user=None, **params) -> Job:
 
         transaction.on_commit(lambda: send(job))
     return job
+
+
+def spread(job: Job, function: str, parts: int) -> int:
+    """Offer ``parts - 1`` helper shares of a running job to other workers; returns how many were sent.
+
+    ``function`` (a dotted path) is called on a worker as ``function(job, part, parts)`` for
+    part = 1 .. parts-1. Helpers only speed a job up: the job itself must still finish all of
+    its work (a helper may never run, or run after the job ended), and a helper's failure is
+    logged, not recorded on the job. Outside Celery mode there are no other workers: nothing is sent.
+    """
+    if jobs_mode() != "celery" or parts < 2:
+        return 0
+    from readerstudy.jobs.celery_dispatch import send_part
+
+    for part in range(1, parts):
+        send_part(job, function, part, parts)
+    return parts - 1
 
 
 def jobs_mode() -> str:

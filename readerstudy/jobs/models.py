@@ -24,6 +24,10 @@ class Job(models.Model):
     message = models.TextField(blank=True, help_text="progress note while running; the reason in words when failed")
     result = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Celery workers: who runs the job ("node pid") and when it last said it was alive, so a
+    # restarted or surviving worker can take over a job whose worker died (readerstudy/jobs/celery_dispatch.py).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

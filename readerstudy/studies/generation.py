@@ -21,6 +21,7 @@ from itertools import groupby
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Mod
 
 from readerstudy.archive.models import Image, Source
 from readerstudy.studies.models import Case, Generator, Study
@@ -93,21 +94,43 @@ def passed_screen(result) -> bool:
     return result.provenance.get("privacy", {"passed": True})["passed"]
 
 
-def generate_pending(study: Study, batch_size: int = 16, on_batch: Callable[[], None] | None = None) -> int:
+def generate_pending(study: Study, batch_size: int | None = None, on_batch: Callable[[], None] | None = None,
+                     share: tuple[int, int] | None = None, backwards: bool = False) -> int:
     """Make every synthetic image the study still lacks; returns how many cases were filled.
 
     ``on_batch`` is called after each batch (a background job reports its progress there).
+    ``share=(part, parts)`` limits the work to cases whose index is ``part`` modulo ``parts``
+    (a helper on another worker); ``backwards`` takes the highest case numbers first, so a job
+    finishing what its helpers have not reached meets them at the end instead of racing them.
     """
+    batch_size = batch_size or generation_batch_size()
+    pending = study.synthetic_pending().select_related("generator")
+    if share:
+        pending = pending.annotate(share=Mod("index", share[1])).filter(share=share[0])
+    pending = pending.order_by("-generator", "-index") if backwards else pending.order_by("generator", "index")
     samplers = {}
     filled = 0
-    while pending := list(study.synthetic_pending().select_related("generator").order_by("generator", "index")[:batch_size]):
-        for generator, cases in groupby(pending, key=lambda case: case.generator):
+    while batch := list(pending[:batch_size]):
+        for generator, cases in groupby(batch, key=lambda case: case.generator):
             if generator.pk not in samplers:
                 samplers[generator.pk] = sampler_for(generator, study.pool.presentation_size)
             filled += _fill(study, generator, samplers[generator.pk], list(cases))
         if on_batch:
             on_batch()
     return filled
+
+
+def generation_batch_size() -> int:
+    """GENERATION_BATCH_SIZE, or for the device: the CUDA sampler's padded batch, 16 on a CPU."""
+    if settings.GENERATION_BATCH_SIZE:
+        return settings.GENERATION_BATCH_SIZE
+    if settings.GENERATOR_DEVICE.startswith("cuda"):
+        return 64
+    if settings.GENERATOR_DEVICE == "auto":
+        import torch  # only on the generation path: a worker, or the embedded site
+
+        return 64 if torch.cuda.is_available() else 16
+    return 16
 
 
 def _fill(study: Study, generator: Generator, sampler, cases: list[Case]) -> int:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from readerstudy.jobs.engine import JobError, handler
+from math import ceil
+
+from django.conf import settings
+
+from readerstudy.jobs.engine import JobError, handler, spread
 from readerstudy.jobs.models import Job
-from readerstudy.studies.generation import GenerationError, generate_pending
+from readerstudy.studies.generation import GenerationError, generate_pending, generation_batch_size
 
 
-@handler("prepare_study")
+@handler("prepare_study", queue="gpu")
 def prepare_study(job: Job) -> None:
     """Draw the study's cases and make every synthetic image it lacks, reporting images ready / needed.
 
@@ -23,9 +27,26 @@ def prepare_study(job: Job) -> None:
         job.report_progress(needed - study.synthetic_pending().count(), needed, f"{refused} candidates refused by the privacy screen" if refused else "")
 
     report()
+    # On Celery, idle workers may take shares of the cases; this job still makes whatever they
+    # have not, from the other end, so it finishes alone if no helper ever runs.
+    parts = min(settings.PREPARE_PARTS, ceil(study.synthetic_pending().count() / generation_batch_size()))
+    helpers = spread(job, "readerstudy.studies.jobs.prepare_share", parts)
     try:
-        generate_pending(study, on_batch=report)
+        if helpers:
+            generate_pending(study, on_batch=report, share=(0, parts))
+        generate_pending(study, on_batch=report, backwards=bool(helpers))
     except GenerationError as error:
         raise JobError(str(error)) from error
     for assignment in study.assignments.select_related("reader"):
         study.assign(assignment.reader)
+
+
+def prepare_share(job: Job, part: int, parts: int) -> None:
+    """A helper's share of a preparation (on another worker): the cases numbered ``part`` modulo ``parts``."""
+    study = job.study
+
+    def report() -> None:
+        needed = study.cases.filter(synthetic_seed__isnull=False).count()
+        job.report_progress(needed - study.synthetic_pending().count(), needed)
+
+    generate_pending(study, on_batch=report, share=(part, parts))
