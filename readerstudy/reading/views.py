@@ -173,7 +173,8 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     if slot.first_served_at is None:
         return _bad("this case was never served", 409)
     if slot.answers.exists() and not slot.is_revisable:
-        return JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
+        # Looked up again: the same request may have been stored since the first look.
+        return repeated() or JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
     for _ in range(3):  # a revisable slot whose next revision was just taken claims the one after
         try:
             revision = slot.record(key, responses, confidence=confidence, reading_ms=reading_ms, client=client)
