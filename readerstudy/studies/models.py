@@ -156,6 +156,8 @@ class Study(models.Model):
     @classmethod
     def from_ref(cls, ref: str) -> Study:
         """A study by id or by name, as command-line tools take it."""
+        if ref.isdigit() and len(ref) > 18:  # no database column holds it (SQLite would overflow)
+            raise cls.DoesNotExist(f"no study {ref}")
         return cls.objects.get(pk=int(ref)) if ref.isdigit() else cls.objects.get(name=ref)
 
     @property
