@@ -214,7 +214,11 @@ def image(request: HttpRequest, token: str) -> HttpResponse:
     image = Image.objects.filter(token=token).only("token").first()
     if image is None or not _may_view(request, image):
         raise Http404("No such image")
-    response = HttpResponse(image.read_bytes(), content_type=CONTENT_TYPE)
+    try:
+        data = image.read_bytes()
+    except FileNotFoundError:  # the store lost the file (restored backup, manual deletion): not a server crash
+        raise Http404("No such image") from None
+    response = HttpResponse(data, content_type=CONTENT_TYPE)
     for name, value in IMAGE_HEADERS.items():
         response[name] = value
     return response
