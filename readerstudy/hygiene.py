@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from axes.backends import AxesStandaloneBackend
 from django.http import Http404
 
 # The largest primary key any supported database can hold (a signed 64-bit integer).
@@ -26,3 +27,17 @@ class OutOfRangeIdsMiddleware:
             if isinstance(value, int) and not -MAX_ID <= value <= MAX_ID:
                 raise Http404("No such object")
         return None
+
+
+class LoginLockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout for every login made over the web (``/login/``, ``/admin/login/``).
+
+    An authentication without a request (a management command, the test
+    client's ``login``) has no client address to lock and is not a web login:
+    it is left to the next backend instead of failing, as axes' own backend does.
+    """
+
+    def authenticate(self, request=None, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
