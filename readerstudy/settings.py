@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "readerstudy.analysis",
     "readerstudy.jobs",
     "readerstudy.console",
+    "axes",  # login throttling and lockout (web hygiene section below)
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -72,6 +74,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "readerstudy.hygiene.OutOfRangeIdsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "readerstudy.urls"
@@ -185,3 +191,50 @@ STORAGES = {
 }
 # Static files are few and small: serve them straight from static/, no collectstatic step.
 WHITENOISE_USE_FINDERS = True
+
+
+# --- Web hygiene (issue 12b): login lockout, Content-Security-Policy, HTTPS ---
+# Values for a production site behind HTTPS are in README.md (Configuration);
+# `manage.py check --deploy` is clean under them (tests/test_web_hygiene.py).
+
+AUTHENTICATION_BACKENDS = [
+    "readerstudy.hygiene.LoginLockoutBackend",  # django-axes: refuses web logins while locked out, /login/ and /admin/login/ alike
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Locked by the pair (username, client address): an attacker cannot lock a reader out from elsewhere
+# in the middle of a study, and cannot guess one account's password from one address either.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = envint("LOGIN_LOCKOUT_MINUTES", "15") / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a reverse proxy the client address is the proxy's unless told how many proxies to skip.
+AXES_IPWARE_PROXY_COUNT = envint("PROXY_COUNT", "0") or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+
+# Strict CSP: scripts, styles, images, fetches only from this site; no inline script, no inline
+# style (the report's SVG figures use presentation attributes, which CSP does not govern), no
+# plugins, no framing, no <base> rewriting, forms post only here. data: images only for the blank
+# favicon in base.html. Reports of violations go to the browser console.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
+
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "False")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
+# The header a TLS-terminating proxy sets, e.g. HTTP_X_FORWARDED_PROTO (the proxy must overwrite it).
+if proxy_header := os.getenv("SECURE_PROXY_SSL_HEADER", ""):
+    SECURE_PROXY_SSL_HEADER = (proxy_header, "https")

@@ -63,6 +63,8 @@ from typing import Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
+from readerstudy.analysis.csvsafe import from_spreadsheet_safe, spreadsheet_safe
+
 COLUMNS = (
     "study", "design", "reader", "specialty", "years_experience", "case", "position", "question",
     "truth", "answer", "correct", "confidence", "served_at", "answered_at", "reading_ms", "source",
@@ -269,7 +271,8 @@ def write_csv(rows: Iterable[AnswerRow], out: TextIO) -> None:
     """Write the header and rows; open files with newline=""."""
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(row.to_record() for row in rows)
+    # Formula-like text is quoted for spreadsheets (csvsafe.py); read_csv undoes it.
+    writer.writerows({k: spreadsheet_safe(v) for k, v in row.to_record().items()} for row in rows)
 
 
 def read_csv(source: TextIO) -> list[AnswerRow]:
@@ -306,7 +309,7 @@ def read_csv(source: TextIO) -> list[AnswerRow]:
             if len(cells) != len(columns):
                 raise TidyFormatError(f"line {line}: expected {len(columns)} fields, found {len(cells)}")
             try:
-                rows.append(AnswerRow.from_record(dict(zip(columns, cells))))
+                rows.append(AnswerRow.from_record(dict(zip(columns, map(from_spreadsheet_safe, cells)))))
             except ValueError as error:
                 raise TidyFormatError(f"line {line}: {error}") from None
             lines.append(line)

@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 
 from readerstudy.accounts.models import profile_of
 from readerstudy.analysis.export import rows_for_study, study_provenance
-from readerstudy.analysis.imrmc import to_imrmc
+from readerstudy.analysis.imrmc import ImrmcFormatError, to_imrmc
 from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.statistics.power import GOALS, PILOT_METHOD, sample_size_grid, sds_from_components, smallest_for
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
@@ -181,7 +181,14 @@ def answers_imrmc(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _study_for_analyst(request, study_id)
     if study.design != Design.MIXED:
         return HttpResponse("iMRMC input needs a rating per image: only mixed studies have one.", status=400, content_type="text/plain")
-    response = HttpResponse(to_imrmc(rows_for_study(study)), content_type="text/plain")
+    rows = rows_for_study(study)
+    if not rows:
+        return HttpResponse("No iMRMC file for this study: it has no answers yet.", status=409, content_type="text/plain")
+    try:
+        text = to_imrmc(rows)
+    except ImrmcFormatError as error:  # e.g. no rated answers yet: nothing iMRMC could read
+        return HttpResponse(f"No iMRMC file for this study: {error}.", status=409, content_type="text/plain")
+    response = HttpResponse(text, content_type="text/plain")
     response["Content-Disposition"] = f'attachment; filename="study-{study.pk}.imrmc"'
     return response
 

@@ -13,6 +13,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DICOM_MAGIC_OFFSET = 128
+# Radiograph exports come as these. GIF (a 256-colour palette, possibly animated), BMP, WebP and
+# the rest are refused: none is a radiograph archive format, and each is one more decoder to trust.
+RASTER_FORMATS = ("PNG", "JPEG", "TIFF")
+DEFLATED_TRANSFER_SYNTAX = "1.2.840.10008.1.2.1.99"
 
 
 class Refused(Exception):
@@ -47,7 +51,7 @@ def decode_raster(data: bytes, max_pixels: int) -> np.ndarray:
         with warnings.catch_warnings():
             # Pillow warns (rather than fails) between 1x and 2x its pixel limit.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=RASTER_FORMATS) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise Refused(f"too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
@@ -60,7 +64,7 @@ def decode_raster(data: bytes, max_pixels: int) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise Refused(f"too large (decompression bomb): {error}") from error
     except UnidentifiedImageError as error:
-        raise Refused("not a recognised image (DICOM, PNG, JPEG or TIFF)") from error
+        raise Refused("not a recognised image (DICOM, PNG, JPEG or TIFF; GIF, BMP and others are not accepted)") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise Refused(f"corrupt or truncated image: {error}") from error
 
@@ -97,9 +101,10 @@ def decode_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    check_inflated_size(data, max_pixels)
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError) as error:
+    except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as error:
         raise Refused(f"corrupt DICOM file: {error}") from error
     if "PixelData" not in dataset:
         raise Refused("DICOM file has no image (no Pixel Data): is it a report or structured document?")
@@ -111,7 +116,10 @@ def decode_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise Refused(f"unsupported DICOM photometric interpretation {photometric}")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    try:
+        rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    except (TypeError, ValueError) as error:
+        raise Refused(f"DICOM Rows/Columns are not numbers: {error}") from error
     if rows * columns > max_pixels:
         raise Refused(f"too large: {columns}x{rows} pixels exceeds the limit of {max_pixels}")
     try:
@@ -119,11 +127,72 @@ def decode_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     except Exception as error:  # pydicom raises many kinds for truncated or compressed data
         syntax = dataset.file_meta.get("TransferSyntaxUID", "unknown") if "file_meta" in dataset else "unknown"
         raise Refused(f"DICOM pixel data cannot be decoded (transfer syntax {syntax}): {error}") from error
-    values = apply_modality_lut(stored, dataset)  # Rescale Slope / Intercept or Modality LUT
-    has_window = "WindowCenter" in dataset or "VOILUTSequence" in dataset
-    if has_window:
-        values = apply_voi_lut(values, dataset, index=0)
+    try:
+        values = apply_modality_lut(stored, dataset)  # Rescale Slope / Intercept or Modality LUT
+    except Exception as error:  # a non-numeric slope, a malformed LUT: pydicom raises many kinds
+        raise Refused(f"DICOM Rescale Slope/Intercept or Modality LUT is invalid: {error}") from error
+    if "WindowCenter" in dataset and "VOILUTSequence" not in dataset:
+        check_window(dataset)
+    if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
+        try:
+            values = apply_voi_lut(values, dataset, index=0)
+        except Exception as error:
+            raise Refused(f"DICOM window (VOI LUT) is invalid: {error}") from error
     unit = stretch(np.asarray(values, dtype=np.float64))
     if photometric == "MONOCHROME1":  # higher values are darker: invert so bone is bright
         unit = 1.0 - unit
     return unit
+
+
+def check_window(dataset) -> None:
+    """Window Center/Width as DICOM requires (width at least 1), else Refused naming them."""
+    try:
+        center = dataset.WindowCenter
+        width = dataset.WindowWidth
+        centers = [center] if isinstance(center, (str, int, float)) else list(center)
+        widths = [width] if isinstance(width, (str, int, float)) else list(width)
+        first_center, first_width = float(centers[0]), float(widths[0])
+    except Exception as error:
+        raise Refused(f"DICOM Window Center/Width is missing or not a number: {error}") from error
+    if not (np.isfinite(first_center) and np.isfinite(first_width)) or first_width < 1:
+        raise Refused(f"DICOM Window Width {first_width:g} is invalid (it must be at least 1)")
+
+
+def check_inflated_size(data: bytes, max_pixels: int) -> None:
+    """Refuse a deflated DICOM that inflates beyond what ``max_pixels`` 16-bit pixels need, without inflating it all.
+
+    A deflated-transfer-syntax file is compressed as a whole: a 1 MiB file can
+    hold gigabytes of zeros, and pydicom inflates it into memory before any
+    header can be checked. So it is inflated here first, in bounded steps.
+    """
+    import zlib
+
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    stream = io.BytesIO(data)
+    try:
+        read_preamble(stream, False)
+        meta = _read_file_meta_info(stream)
+    except Exception as error:
+        raise Refused(f"corrupt DICOM file meta information: {error}") from error
+    if str(meta.get("TransferSyntaxUID", "")) != DEFLATED_TRANSFER_SYNTAX:
+        return
+    limit = 2 * max_pixels + (1 << 20)  # one 16-bit frame of the largest image allowed, plus its header
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending = data[stream.tell():]
+    inflated = 0
+    try:
+        while True:
+            wanted = min(1 << 20, limit + 1 - inflated)  # never 0: 0 would mean "no limit"
+            out = inflater.decompress(pending, wanted)
+            inflated += len(out)
+            if inflated > limit:
+                raise Refused(
+                    f"too large: the deflated DICOM expands beyond {limit} bytes "
+                    f"({max_pixels} pixels at 16 bits); refused before expanding it"
+                )
+            pending = inflater.unconsumed_tail
+            if inflater.eof or (not pending and len(out) < wanted):
+                break
+    except zlib.error as error:
+        raise Refused(f"corrupt deflated DICOM: {error}") from error

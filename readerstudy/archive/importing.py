@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from readerstudy.archive.encoding import pixel_sha256
 from readerstudy.archive.models import Image, Pool, Source
 
 SKIPPED_NAMES = {".DS_Store", "Thumbs.db", "DICOMDIR"}
+SUPPORTED_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+ZIP_METHOD_NAMES = {9: "Deflate64", 12: "BZIP2", 14: "LZMA", 93: "Zstandard", 95: "XZ", 98: "PPMd", 99: "AES encryption"}
 
 
 @dataclass
@@ -36,36 +39,61 @@ class ImportSummary:
 
 
 def iter_sources(path: Path, max_bytes: int) -> Iterator[tuple[str, bytes | Refused]]:
-    """Yield (name, file bytes) for every candidate file, in a stable order."""
+    """Yield (name, file bytes) for every candidate file, in a stable order.
+
+    A file that cannot be read (encrypted or Deflate64 zip members, a file
+    deleted or made unreadable while the import runs, a symbolic link leading
+    out of the imported folder) is yielded as a Refused with the reason.
+    """
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for info in sorted(archive.infolist(), key=lambda i: i.filename):
                 if info.is_dir() or Path(info.filename).name in SKIPPED_NAMES or "__MACOSX" in info.filename:
                     continue
-                if info.file_size > max_bytes:
-                    yield info.filename, Refused(f"too large: {info.file_size} bytes exceeds {max_bytes}")
-                    continue
-                try:
-                    yield info.filename, archive.read(info)
-                except (zipfile.BadZipFile, OSError, EOFError) as error:
-                    yield info.filename, Refused(f"corrupt zip member: {error}")
+                yield info.filename, _read_member(archive, info, max_bytes)
     elif path.is_dir():
+        root = path.resolve()
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
             if file.name in SKIPPED_NAMES or file.name.startswith("."):
                 continue
             name = str(file.relative_to(path))
-            size = file.stat().st_size
-            if size > max_bytes:
-                yield name, Refused(f"too large: {size} bytes exceeds {max_bytes}")
-                continue
-            yield name, file.read_bytes()
+            yield name, _read_file(file, root, max_bytes)
     elif path.is_file():
-        if path.stat().st_size > max_bytes:
-            yield path.name, Refused(f"too large: {path.stat().st_size} bytes exceeds {max_bytes}")
-        else:
-            yield path.name, path.read_bytes()
+        yield path.name, _read_file(path, None, max_bytes)
     else:
         raise FileNotFoundError(f"{path} is not a file, folder or zip archive")
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes | Refused:
+    if info.flag_bits & 0x1:
+        return Refused("encrypted zip member: export the archive without a password")
+    if info.compress_type not in SUPPORTED_ZIP_METHODS:
+        method = ZIP_METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        return Refused(f"zip member compressed with {method}, which cannot be read: re-zip with Deflate or store it")
+    if info.file_size > max_bytes:
+        return Refused(f"too large: {info.file_size} bytes exceeds {max_bytes}")
+    try:
+        # Reading stops at the declared size, checked above; a member that lies about it fails its CRC.
+        return archive.read(info)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as error:
+        return Refused(f"corrupt zip member: {error}")
+
+
+def _read_file(file: Path, root: Path | None, max_bytes: int) -> bytes | Refused:
+    """The file's bytes; with ``root``, a file whose real location is outside it is refused."""
+    try:
+        if root is not None and not file.resolve().is_relative_to(root):
+            return Refused("symbolic link to a file outside the imported folder: refused")
+        size = file.stat().st_size
+        if size > max_bytes:
+            return Refused(f"too large: {size} bytes exceeds {max_bytes}")
+        with file.open("rb") as handle:
+            data = handle.read(max_bytes + 1)  # a file that grew since stat() is still bounded
+        if len(data) > max_bytes:
+            return Refused(f"too large: more than {max_bytes} bytes")
+        return data
+    except OSError as error:  # deleted or made unreadable while the import runs
+        return Refused(f"cannot be read: {error.strerror or error}")
 
 
 def read_labels(path: Path) -> dict[str, str]:
@@ -94,10 +122,14 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
                 if isinstance(data, Refused):
                     raise data
                 pixels = decode(data, max_pixels=settings.IMPORT_MAX_PIXELS, min_side=pool.presentation_size)
+                levels = pool.present(pixels)
             except Refused as refusal:
                 summary.skipped.append((name, str(refusal)))
                 continue
-            levels = pool.present(pixels)
+            except (ValueError, TypeError, ArithmeticError, IndexError, KeyError, AttributeError, MemoryError, RuntimeError) as error:
+                # A decoder bug or a hostile file no check above anticipated: one file's problem, never the import's.
+                summary.skipped.append((name, f"cannot be decoded ({type(error).__name__}: {error})"))
+                continue
             if problem := pool.precision_problem(levels):
                 summary.skipped.append((name, problem))
                 continue

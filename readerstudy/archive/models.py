@@ -3,11 +3,11 @@ from __future__ import annotations
 import secrets
 
 import numpy as np
-from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import models
 
 from readerstudy.archive import encoding
+from readerstudy.archive.store import write_atomically
 
 
 def new_token() -> str:
@@ -121,7 +121,7 @@ class Image(models.Model):
             origin=origin,
             **fields,
         )
-        storages["images"].save(image.storage_name, ContentFile(data))
+        write_atomically(storages["images"], image.storage_name, data)  # no truncated file, even on a full disk
         return image
 
     def delete_file(self) -> None:

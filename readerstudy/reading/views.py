@@ -9,7 +9,6 @@ feedback).
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from django.contrib.auth.decorators import login_required
@@ -23,10 +22,9 @@ from django.views.decorators.http import require_GET, require_POST
 from readerstudy.accounts.models import profile_of
 from readerstudy.archive.encoding import CONTENT_TYPE
 from readerstudy.archive.models import Image
+from readerstudy.reading.payload import PayloadError, parse_answer
 from readerstudy.studies.models import Answer, Assignment, Design, Slot, Study
 
-MAX_READING_MS = 24 * 3600 * 1000
-MAX_CLIENT_BYTES = 20_000
 
 
 @login_required
@@ -131,60 +129,65 @@ def _bad(message: str, status: int = 400) -> JsonResponse:
 @login_required
 @require_POST
 def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
-    """Store an answer exactly once. Repeating a request with the same key is harmless."""
+    """Store an answer exactly once. Repeating a request with the same key is harmless.
+
+    Malformed payloads are a 400 with a message (see payload.py); the same
+    idempotency key with different content is a 409, never "already stored".
+    """
     assignment = _assignment(request, study_id)
     try:
-        payload = json.loads(request.body)
-        key = uuid.UUID(str(payload["idempotency_key"]))
-        choice = str(payload["answer"])
-        reading_ms = int(payload["reading_ms"])
-        confidence = payload.get("confidence")
-        client = payload.get("client") or {}
-        further = payload.get("questions") or {}
-        if not isinstance(client, dict) or not isinstance(further, dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        return _bad("malformed answer: expected JSON with idempotency_key, answer and reading_ms")
+        payload = parse_answer(request.body)
+    except PayloadError as error:
+        return _bad(str(error))
+    key, choice, reading_ms, client = payload.idempotency_key, payload.answer, payload.reading_ms, payload.client
 
     next_url = reverse("read", args=[study_id])
     slot = get_object_or_404(Slot.objects.select_related("case", "assignment__study"), assignment=assignment, position=position)
-    stored = Answer.objects.filter(idempotency_key=key).select_related("slot").first()
-    if stored is not None:
-        if stored.slot_id != slot.pk:
-            return _bad("this key belongs to another answer", 409)
-        return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
-
     study = assignment.study
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
     if choice not in valid:
         return _bad(f"answer must be one of {', '.join(valid)}")
-    if study.design == Design.MIXED:
-        if confidence is None or str(confidence) not in {"1", "2", "3", "4", "5"}:
-            return _bad("confidence must be 1 to 5")
-        confidence = int(confidence)
-    else:
-        confidence = None
-    if not 0 <= reading_ms <= MAX_READING_MS or len(json.dumps(client)) > MAX_CLIENT_BYTES:
-        return _bad("reading_ms or client state out of range")
+    confidence = payload.confidence if study.design == Design.MIXED else None
+    if study.design == Design.MIXED and confidence is None:
+        return _bad("confidence must be 1 to 5")
     responses = {study.question: choice}
     try:
         for question in study.questions.all():
-            value = question.validate_answer(further.get(question.key))
+            value = question.validate_answer(payload.questions.get(question.key))
             if value is not None:
                 responses[question.key] = value
     except ValueError as error:
         return _bad(str(error))
+    reading = {"responses": responses, "confidence": confidence, "reading_ms": reading_ms, "client": client}
+
+    def repeated() -> JsonResponse | None:
+        """The answer to a request whose key is already stored; None if it is not."""
+        if not Answer.objects.filter(idempotency_key=key).exists():
+            return None
+        if slot.stored_reading(key) != reading:
+            return _bad("this idempotency key was already used for a different answer", 409)
+        return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
+
+    if (response := repeated()) is not None:
+        return response
     if slot.first_served_at is None:
         return _bad("this case was never served", 409)
-    revising = slot.answers.exists()
-    if revising and (not study.allow_back or slot.case.is_practice):
-        return JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
-    try:
-        slot.record(key, responses, confidence=confidence, reading_ms=reading_ms, client=client)
-    except IntegrityError:  # a concurrent duplicate won the race; the answer is stored once
-        return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
+    if slot.answers.exists() and not slot.is_revisable:
+        # Looked up again: the same request may have been stored since the first look.
+        return repeated() or JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
+    for _ in range(3):  # a revisable slot whose next revision was just taken claims the one after
+        try:
+            revision = slot.record(key, responses, confidence=confidence, reading_ms=reading_ms, client=client)
+            break
+        except IntegrityError:  # another request won the race; the database let exactly one in
+            if (response := repeated()) is not None:
+                return response
+            if not slot.is_revisable:
+                return JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
+    else:
+        return _bad("too many answers to this case at once; try again", 409)
     assignment.mark_completed_if_done()
-    return JsonResponse({"status": "revised" if revising else "stored", "next": next_url, **_feedback(slot)})
+    return JsonResponse({"status": "revised" if revision else "stored", "next": next_url, **_feedback(slot)})
 
 
 def _feedback(slot: Slot) -> dict:
@@ -211,7 +214,11 @@ def image(request: HttpRequest, token: str) -> HttpResponse:
     image = Image.objects.filter(token=token).only("token").first()
     if image is None or not _may_view(request, image):
         raise Http404("No such image")
-    response = HttpResponse(image.read_bytes(), content_type=CONTENT_TYPE)
+    try:
+        data = image.read_bytes()
+    except FileNotFoundError:  # the store lost the file (restored backup, manual deletion): not a server crash
+        raise Http404("No such image") from None
+    response = HttpResponse(data, content_type=CONTENT_TYPE)
     for name, value in IMAGE_HEADERS.items():
         response[name] = value
     return response

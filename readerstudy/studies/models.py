@@ -156,6 +156,8 @@ class Study(models.Model):
     @classmethod
     def from_ref(cls, ref: str) -> Study:
         """A study by id or by name, as command-line tools take it."""
+        if ref.isdigit() and len(ref) > 18:  # no database column holds it (SQLite would overflow)
+            raise cls.DoesNotExist(f"no study {ref}")
         return cls.objects.get(pk=int(ref)) if ref.isdigit() else cls.objects.get(name=ref)
 
     @property
@@ -533,6 +535,11 @@ class Slot(models.Model):
     def latest_revision(self) -> int | None:
         return self.answers.aggregate(models.Max("revision"))["revision__max"]
 
+    @property
+    def is_revisable(self) -> bool:
+        """Whether a reader may answer this slot again (go back and revise)."""
+        return self.assignment.study.allow_back and not self.case.is_practice
+
     @transaction.atomic
     def record(self, key: uuid.UUID, responses: dict[str, str], *, confidence: int | None, reading_ms: int, client: dict) -> int:
         """Store one reading of this slot: the study's question and any further ones.
@@ -540,9 +547,19 @@ class Slot(models.Model):
         Every row of one reading shares its idempotency key and revision, so a
         repeated request is recognised as a whole. Returns the revision stored
         (0 for a first answer, more when a reader went back and revised).
+
+        The database decides races, not a check before the insert: a slot that
+        may not be revised only ever receives revision 0, so the unique
+        constraint on (slot, question, revision) lets exactly one reading in
+        and raises IntegrityError for any other, however close together they
+        arrive (two tabs, two workers). A revisable slot claims the next
+        revision number, and two readings claiming the same one collide the
+        same way.
         """
-        revision = self.latest_revision()
-        revision = 0 if revision is None else revision + 1
+        revision = 0
+        if self.is_revisable:
+            latest = self.latest_revision()
+            revision = 0 if latest is None else latest + 1
         now = timezone.now()
         Answer.objects.bulk_create(
             Answer(
@@ -560,6 +577,19 @@ class Slot(models.Model):
             for question, value in responses.items()
         )
         return revision
+
+    def stored_reading(self, key: uuid.UUID) -> dict | None:
+        """What was stored under idempotency key ``key`` (None if nothing), to compare with a repeat."""
+        rows = list(Answer.objects.filter(slot=self, idempotency_key=key))
+        if not rows:
+            return None
+        main = self.assignment.study.question
+        return {
+            "responses": {row.question: row.answer for row in rows},
+            "confidence": next((row.confidence for row in rows if row.question == main), None),
+            "reading_ms": rows[0].reading_ms,
+            "client": rows[0].client,
+        }
 
     def mark_served(self) -> None:
         if self.first_served_at is None:

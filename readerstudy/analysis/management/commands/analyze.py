@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from readerstudy.analysis import imrmc
+from readerstudy.analysis.csvsafe import spreadsheet_safe
 from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
 from readerstudy.analysis.report.completeness import DEFAULT_RULE, RULES, read_exclusions
@@ -128,7 +129,7 @@ class Command(BaseCommand):
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         self.stdout.write(buffer.getvalue(), ending="")
 
 
