@@ -33,7 +33,10 @@ class Command(BaseCommand):
             label_map = read_labels(labels) if labels else None
         except (OSError, ValueError, UnicodeDecodeError) as error:
             raise CommandError(f"cannot read the labels file: {error}") from error
-        summary = import_images(path, target, label_map)
+        try:
+            summary = import_images(path, target, label_map)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
         for line in summary.lines():
             self.stdout.write(line)
         if created and not summary.imported:
