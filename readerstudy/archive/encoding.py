@@ -14,11 +14,12 @@ source apart except the anatomy, so every image, whatever made it, is:
    ``q`` (0..L-1), stored as ``q * step`` with ``step = (2**bit_depth - 1) // (L - 1)``.
    A pool's grid is measured at its first import: the fewest grey levels any of
    its real images has between those percentiles (``levels_in_window``), capped at
-   ``MAX_GREY_LEVELS``. Synthetic images are brought to the same grid by the same
-   function, so grey-level count and parity say nothing about the source. The
-   cap keeps every level well populated (a 256 x 256 image has 16 pixels per
-   level at 4,096 levels), so the count of levels used is the same for every
-   image rather than a function of how its histogram happens to scatter;
+   4,096 levels (12 bits) and one level per 16 pixels. Synthetic images are
+   brought to the same grid by the same function, so grey-level parity and step
+   say nothing about the source. The cap keeps every level well populated (a
+   256 x 256 image has 16 pixels per level at 4,096 levels), so the count of levels
+   used is about the same for every image rather than a function of how sparsely its
+   histogram happens to scatter over a fine grid;
 4. written by ``encode_png``: grayscale, no ancillary chunk, filter type 0 (None)
    on every row and the zlib stream *stored* (deflate level 0). The file size is
    then a function of width, height and bit depth alone: every image of a pool
@@ -49,6 +50,7 @@ from PIL import Image
 CONTENT_TYPE = "image/png"
 NORMALISE_PERCENTILES = (1.0, 99.0)
 MAX_GREY_LEVELS = 4096  # 12 bits: the depth of most for-presentation radiographs
+PIXELS_PER_LEVEL = 16  # smaller images get fewer levels, so that every level stays populated
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_NONE = 0
 ZLIB_STORED = 0
@@ -113,9 +115,13 @@ def levels_in_window(values: np.ndarray) -> int:
     return int(min((high - low) / step + 1, 1 << 20))
 
 
-def pool_grey_levels(measured: list[int], bit_depth: int) -> int:
-    """A pool's grid: the fewest levels any of its real images has, within what the container and the cap allow."""
-    return int(max(2, min([*measured, MAX_GREY_LEVELS, 1 << bit_depth])))
+def pool_grey_levels(measured: list[int], bit_depth: int, size: int) -> int:
+    """A pool's grid: the fewest levels any of its real images has, within what the container and the cap allow.
+
+    The cap is 4,096 levels (12 bits), and one level per 16 pixels for small images.
+    """
+    cap = min(MAX_GREY_LEVELS, size * size // PIXELS_PER_LEVEL)
+    return int(max(2, min([*measured, cap, 1 << bit_depth])))
 
 
 def quantise(unit: np.ndarray, bit_depth: int, grey_levels: int) -> np.ndarray:

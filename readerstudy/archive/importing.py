@@ -120,7 +120,7 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
             measured.append((name, squared, levels_in_window))
         if pool.grey_levels is None and measured:
             grid_fixed_here = True
-            pool.grey_levels = encoding.pool_grey_levels([count for *_, count in measured], pool.bit_depth)
+            pool.grey_levels = encoding.pool_grey_levels([count for *_, count in measured], pool.bit_depth, pool.presentation_size)
         summary.grey_levels = pool.grey_levels
         for name, squared, _ in measured:
             levels = encoding.quantise(encoding.normalise(squared), pool.bit_depth, pool.grey_levels)
