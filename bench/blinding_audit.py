@@ -422,21 +422,27 @@ def one(scenario: str, var_dir: Path, args) -> None:
     else:
         study_ids = build_site(scenario, var_dir, args.cases, args.readers)
         built.write_text(json.dumps(study_ids))
-    port = free_port()
-    server = serve(var_dir, port)
-    try:
-        started = time.perf_counter()
-        rows = read_all(f"http://127.0.0.1:{port}", study_ids, args.readers)
-        print(f"  read {len(rows)} images in Chromium ({time.perf_counter() - started:.0f} s)", flush=True)
-    finally:
-        server.terminate()
-        server.wait()
-    table, bodies, truth, groups, _ = signals(rows)
-    np.savez(var_dir / "signals.npz", truth=truth, groups=groups)
-    (var_dir / "signals.json").write_text(json.dumps({"table": table}))
     import pickle
 
-    (var_dir / "bodies.pickle").write_bytes(pickle.dumps(bodies))
+    if (var_dir / "signals.json").exists():  # --site on a site already read: report again
+        table = json.loads((var_dir / "signals.json").read_text())["table"]
+        bodies = pickle.loads((var_dir / "bodies.pickle").read_bytes())
+        saved = np.load(var_dir / "signals.npz")
+        truth, groups = saved["truth"], saved["groups"]
+    else:
+        port = free_port()
+        server = serve(var_dir, port)
+        try:
+            started = time.perf_counter()
+            rows = read_all(f"http://127.0.0.1:{port}", study_ids, args.readers)
+            print(f"  read {len(rows)} images in Chromium ({time.perf_counter() - started:.0f} s)", flush=True)
+        finally:
+            server.terminate()
+            server.wait()
+        table, bodies, truth, groups, _ = signals(rows)
+        np.savez(var_dir / "signals.npz", truth=truth, groups=groups)
+        (var_dir / "signals.json").write_text(json.dumps({"table": table}))
+        (var_dir / "bodies.pickle").write_bytes(pickle.dumps(bodies))
     result = report(scenario, table, bodies, truth, groups)
     (var_dir / "result.json").write_text(json.dumps(result, default=float, indent=1))
 
