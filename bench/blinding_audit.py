@@ -10,7 +10,8 @@ studies would) by the keyboard, as a reader does. Scenarios:
 - demo: the demo pool (16-bit PNGs rendered from the demo CT, fixed-percentile windowed) and
   the demo StyleGAN2;
 - dicom12: 12-bit DICOM radiographs made here with pydicom (rendered from the same CT with
-  other seeds, at 384 px so the import resamples them) and the same generator.
+  other seeds, at 384 px so the import resamples them; or, with --dicom-from, the 16-bit PNGs of
+  an earlier demo run's archive requantised to 12 bits) and the same generator.
 
 Per image shown it records every signal the browser has apart from the pixels: URL (length,
 token seen before), response headers (each header's value, the Date header against the
@@ -98,13 +99,20 @@ def twelve_bit_dicom(values: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def real_archive(scenario: str, folder: Path, count: int) -> None:
+def real_archive(scenario: str, folder: Path, count: int, dicom_from: Path | None = None) -> None:
     from generator.demo import DEMO_ARCHIVE_SEED, DEMO_RESOLUTION, build_demo_archive
     from generator.physics import find_demo_ct, load_attenuation_volume, render_projection
 
     folder.mkdir(parents=True)
     if scenario == "demo":
         build_demo_archive(folder, count=count)
+        return
+    if dicom_from:  # 16-bit PNGs rendered already (a demo scenario's archive): the same radiographs at 12 bits
+        from PIL import Image
+
+        for path in sorted(dicom_from.glob("*.png"))[:count]:
+            values = np.asarray(Image.open(path), dtype=np.float64) / 65535
+            (folder / f"{path.stem}.dcm").write_bytes(twelve_bit_dicom(np.rint(values * 4095)))
         return
     volume = load_attenuation_volume(find_demo_ct(), DICOM_SIZE)
     for i in range(count):  # other seeds than the generator's training archive
@@ -113,7 +121,7 @@ def real_archive(scenario: str, folder: Path, count: int) -> None:
     assert DEMO_RESOLUTION == 256
 
 
-def build_site(scenario: str, var_dir: Path, cases: int, readers: int) -> list[int]:
+def build_site(scenario: str, var_dir: Path, cases: int, readers: int, dicom_from: Path | None = None) -> list[int]:
     from django.contrib.auth.models import User
 
     from generator.demo import DEMO_CHECKPOINT, DEMO_PRIVACY_SCREEN
@@ -126,7 +134,7 @@ def build_site(scenario: str, var_dir: Path, cases: int, readers: int) -> list[i
     designs = [("paired", cases), ("mixed", cases), ("paired", cases)]
     needed = sum(n if d == "paired" else n - round(n * 0.5) for d, n in designs)
     started = time.perf_counter()
-    real_archive(scenario, var_dir / "archive", needed)
+    real_archive(scenario, var_dir / "archive", needed, dicom_from)
     pool = Pool.objects.create(name=f"audit-{scenario}", presentation_size=256, bit_depth=16)
     summary = import_images(var_dir / "archive", pool)
     print(f"  {scenario}: {len(summary.imported)} real images imported, grid {summary.grey_levels} levels "
@@ -409,7 +417,7 @@ def run_scenario(scenario: str, args) -> tuple:
     print(f"\n{scenario}: building a site in {var_dir}", flush=True)
     # Each scenario runs in its own process (Django is set up once per process).
     command = [sys.executable, __file__, "--_one", scenario, "--_var", str(var_dir), "--cases", str(args.cases),
-               "--readers", str(args.readers)]
+               "--readers", str(args.readers), *(["--dicom-from", str(args.dicom_from)] if args.dicom_from else [])]
     subprocess.run(command, check=True)
     return var_dir
 
@@ -420,7 +428,7 @@ def one(scenario: str, var_dir: Path, args) -> None:
     if built.exists():  # --site: read a site built by an earlier run again
         study_ids = json.loads(built.read_text())
     else:
-        study_ids = build_site(scenario, var_dir, args.cases, args.readers)
+        study_ids = build_site(scenario, var_dir, args.cases, args.readers, args.dicom_from)
         built.write_text(json.dumps(study_ids))
     import pickle
 
@@ -454,6 +462,8 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=2)
     parser.add_argument("--site", nargs="*", default=[], metavar="SCENARIO=DIR",
                         help="read a site an earlier run built (its folder is printed at the end) instead of building one")
+    parser.add_argument("--dicom-from", type=Path, help="dicom12: make the 12-bit DICOMs from these 16-bit PNGs "
+                        "(e.g. a demo run's archive folder) instead of rendering new ones at 384 px (slow on a busy CPU)")
     parser.add_argument("--_one", help=argparse.SUPPRESS)
     parser.add_argument("--_var", help=argparse.SUPPRESS)
     args = parser.parse_args()
