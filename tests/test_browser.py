@@ -59,6 +59,9 @@ def answers_of(username: str, study: Study) -> int:
 
 def test_reader_finishes_both_demo_studies(browser, live_server, demo):
     paired, mixed = demo["paired"], demo["mixed"]
+    # Blinding (issue 12a): no real image of the demo is shown in both of its studies.
+    real_of = [{c.real_image_id for c in study.cases.all() if c.real_image_id} for study in (paired, mixed)]
+    assert real_of[0] and real_of[1] and not real_of[0] & real_of[1]
     total = paired.case_count
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = log_in(context, live_server, "radiologist")

@@ -43,3 +43,45 @@ def test_same_pixels_same_hash_and_bytes():
     levels = to_presentation(np.random.default_rng(2).random((32, 32)), 32, 16)
     assert pixel_sha256(levels) == pixel_sha256(levels.copy())
     assert encode_png(levels) == encode_png(levels.copy())
+
+
+# ---- The presentation step (blinding, issue 12a) ----
+
+from readerstudy.archive import encoding  # noqa: E402
+from readerstudy.archive.fingerprints import png_rows_filters  # noqa: E402
+
+
+def test_file_size_depends_on_dimensions_and_depth_alone_and_every_row_is_unfiltered():
+    rng = np.random.default_rng(3)
+    for depth, dtype in ((8, np.uint8), (16, np.uint16)):
+        flat = np.zeros((48, 48), dtype=dtype)
+        noisy = rng.integers(0, np.iinfo(dtype).max, (48, 48), endpoint=True).astype(dtype)
+        assert len(encode_png(flat)) == len(encode_png(noisy))
+        assert png_rows_filters(encode_png(noisy))[3] == [0] * 48
+        assert np.array_equal(decode_png(encode_png(noisy)), noisy)
+
+
+def test_every_image_gets_about_one_percent_at_each_end_whatever_its_source_clipped():
+    rng = np.random.default_rng(4)
+    continuous = rng.random((100, 100))
+    clipped = np.clip(rng.normal(0.5, 0.2, (100, 100)), 0.3, 0.8)  # 7 % tied at each end, as a hard clip leaves them
+    for pixels in (continuous, np.rint(continuous * 4095) / 4095):
+        levels = encoding.to_presentation(pixels, 100, 16, 4096)
+        assert 0.009 <= np.mean(levels == 0) <= 0.012 and 0.009 <= np.mean(levels == levels.max()) <= 0.012
+    assert np.mean(encoding.to_presentation(clipped, 100, 16, 4096) == 0) > 0.05  # ties are pixels: kept
+
+
+def test_quantised_values_are_multiples_of_one_step_of_the_pools_grid():
+    levels = encoding.quantise(np.linspace(0, 1, 10_000).reshape(100, 100), 16, 4096)
+    assert np.all(levels % 16 == 0) and levels.max() == 4095 * 16 and len(np.unique(levels)) == 4096
+    assert encoding.pool_grey_levels([70_000, 5000], 16, 256) == 4096
+    assert encoding.pool_grey_levels([900, 5000], 16, 256) == 900
+    assert encoding.pool_grey_levels([5000], 16, 32) == 64  # one level per 16 pixels
+
+
+def test_levels_in_window_measures_the_sources_grid():
+    rng = np.random.default_rng(5)
+    field = rng.random((128, 128))
+    assert abs(encoding.levels_in_window(np.rint(field * 4095) / 4095) - 0.98 * 4096) < 40
+    assert abs(encoding.levels_in_window(np.rint(field * 255) / 255) - 0.98 * 256) < 5
+    assert encoding.levels_in_window(field) > 4096 * 4  # continuous: far finer than any cap

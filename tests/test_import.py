@@ -251,3 +251,32 @@ def test_a_pool_the_command_created_for_nothing_is_not_kept(tmp_path, capsys):
     assert "was not kept" in capsys.readouterr().out and not Pool.objects.filter(name="knees").exists()
     call_command("import_images", str(folder), "--pool", "knees", "--size", "32", "--bit-depth", "8")
     assert Pool.objects.get(name="knees").images.count() == 1
+
+
+def test_the_first_import_fixes_the_pools_grid_and_coarser_images_are_skipped_later(tmp_path):
+    """Blinding (issue 12a): every image of a pool shares one grey-level grid."""
+    first, later = tmp_path / "first", tmp_path / "later"
+    first.mkdir(), later.mkdir()
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        (first / f"dx-{i}.dcm").write_bytes(dicom_bytes(rng.integers(0, 4096, (64, 64)).astype(np.uint16)))
+    (later / "coarse.dcm").write_bytes(dicom_bytes((rng.integers(0, 100, (64, 64)) * 40).astype(np.uint16)))
+    pool = Pool.objects.create(name="grid", presentation_size=64)
+    summary = import_images(first, pool)
+    assert len(summary.imported) == 3 and Pool.objects.get(pk=pool.pk).grey_levels == 256  # 64 x 64 / 16
+    steps = {int(np.gcd.reduce(image.read_levels().ravel()[image.read_levels().ravel() > 0])) for image in pool.images.all()}
+    assert steps == {65535 // 255}
+    again = import_images(later, pool)
+    assert not again.imported and "fewer than the 256 of this pool's grid" in dict(again.skipped)["coarse.dcm"]
+
+
+def test_a_pool_imported_before_the_grid_existed_takes_no_further_import(tmp_path):
+    from readerstudy.archive.models import Image, Source
+
+    pool = Pool.objects.create(name="legacy", presentation_size=32)
+    Image.build(pool, np.zeros((32, 32), np.uint16), Source.REAL, {"filename": "old.png"}).save()
+    folder = tmp_path / "more"
+    folder.mkdir()
+    write_png16(folder / "a.png", smooth_image(50, size=32))
+    with pytest.raises(ValueError, match="import the archive into a new pool"):
+        import_images(folder, pool)

@@ -84,11 +84,11 @@ def request_shapes(seen: list, source_of) -> dict[str, set]:
     The body must be exactly what encoding the image's pixels gives: its size then says
     nothing the pixels do not."""
     from readerstudy.archive.encoding import encode_png
-    from readerstudy.archive.models import Image
+    from readerstudy.studies.models import ServedImage
 
     shapes = {}
     for url, body, headers, method, request_headers in seen:
-        image = Image.objects.get(token=url.rsplit("/", 1)[1])
+        image = ServedImage.objects.select_related("image").get(token=url.rsplit("/", 1)[1]).image
         assert body == encode_png(image.read_levels())
         headers = {k: v for k, v in headers.items() if k not in ("date", "content-length")}
         request_headers = {k: v for k, v in request_headers.items() if k != "cookie"}

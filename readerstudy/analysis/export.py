@@ -88,4 +88,9 @@ def study_provenance(study: Study) -> dict:
     return {
         "study": study.name, "design": study.design, "seed": study.seed, "truncation": study.truncation,
         "generators": generators, "privacy_screen": study.privacy_counts(), "cases": cases,
+        # Blinding: whether readers may have met a real image of this study in another study.
+        "real_image_reuse": {
+            "allowed": study.allow_real_image_reuse,
+            "cases_whose_real_image_other_studies_show": study.reused_real_cases(),
+        },
     }

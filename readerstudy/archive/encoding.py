@@ -1,23 +1,60 @@
-"""The one encoder every presentation image goes through, real or synthetic.
+"""The one presentation step every image goes through, real or synthetic.
 
-Blinding depends on this module: a real radiograph and a synthetic one are
-both reduced to a float array in [0, 1], cropped, resized and quantised by the
-same code with the same parameters, and written as a PNG that carries nothing
-but the pixels (no text chunks, no timestamps, no physical size, no ICC
-profile). Any difference a reader could find in the file is a difference in
-the pixels themselves.
+Blinding depends on this module. Nothing a reader's browser receives may tell the
+source apart except the anatomy, so every image, whatever made it, is:
+
+1. reduced to a float array, centre-cropped to a square and resized (``square``);
+2. normalised the same way (``normalise``): clipped at its own 1st and 99th
+   percentiles and rescaled to [0, 1]. Every image therefore has about 1 % of its
+   pixels at the lowest and at the highest value (a real archive clipped at fixed
+   percentiles before export no longer stands out by its extremes), and the
+   viewer's "Full" window (0.5th-99.5th percentile) opens every image at exactly
+   the full range;
+3. quantised to the pool's grey-level grid (``quantise``): ``grey_levels`` levels
+   ``q`` (0..L-1), stored as ``q * step`` with ``step = (2**bit_depth - 1) // (L - 1)``.
+   A pool's grid is measured at its first import: the fewest grey levels any of
+   its real images has between those percentiles (``levels_in_window``), capped at
+   4,096 levels (12 bits) and one level per 16 pixels. Synthetic images are
+   brought to the same grid by the same function, so grey-level parity and step
+   say nothing about the source. The cap keeps every level well populated (a
+   256 x 256 image has 16 pixels per level at 4,096 levels), so the count of levels
+   used is about the same for every image rather than a function of how sparsely its
+   histogram happens to scatter over a fine grid;
+4. written by ``encode_png``: grayscale, no ancillary chunk, filter type 0 (None)
+   on every row and the zlib stream *stored* (deflate level 0). The file size is
+   then a function of width, height and bit depth alone: every image of a pool
+   has exactly the same number of bytes, and there is no per-image filter choice.
+   The cost is size: a 256 x 256 16-bit image is 131,406 bytes, about 1.7 times what
+   zlib gives the demo's images (bench/blinding_audit.py prints the figure). Padding
+   compressed files to a fixed size would cost as much: the bound is the stored size.
+
+What the anatomy looks like (noise texture, sharpness) is the generator's fidelity
+and is not touched: the steps above are monotone intensity maps and a fixed grid.
+
+Pools imported before this presentation step existed have no grid
+(``grey_levels`` is None): their images and studies stay as they were stored, so
+``rebuild_study`` still confirms them pixel for pixel (``to_presentation`` keeps
+the old min-max path for them). Re-import such an archive into a new pool for new
+studies (README, Blinding).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
 
-PNG_COMPRESS_LEVEL = 6
 CONTENT_TYPE = "image/png"
+NORMALISE_PERCENTILES = (1.0, 99.0)
+MAX_GREY_LEVELS = 4096  # 12 bits: the depth of most for-presentation radiographs
+PIXELS_PER_LEVEL = 16  # smaller images get fewer levels, so that every level stays populated
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_FILTER_NONE = 0
+ZLIB_STORED = 0
 
 
 def center_square(pixels: np.ndarray) -> np.ndarray:
@@ -29,24 +66,91 @@ def center_square(pixels: np.ndarray) -> np.ndarray:
     return pixels[top : top + side, left : left + side]
 
 
-def to_presentation(pixels: np.ndarray, size: int, bit_depth: int) -> np.ndarray:
-    """Turn a float image in [0, 1] into the study's presentation pixels.
-
-    Returns an unsigned integer array of shape (size, size): uint8 for 8-bit
-    pools, uint16 for 16-bit pools.
-    """
+def square(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop and resize a float image to size x size (float32, values not yet normalised)."""
     if pixels.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale array, got shape {pixels.shape}")
+    cropped = np.nan_to_num(center_square(pixels).astype(np.float32))
+    if cropped.shape[0] != size:
+        resample = Image.Resampling.BOX if cropped.shape[0] > size else Image.Resampling.BICUBIC
+        cropped = np.asarray(Image.fromarray(cropped).resize((size, size), resample=resample), dtype=np.float32)
+    return cropped
+
+
+def window(values: np.ndarray) -> tuple[float, float]:
+    """The normalisation window: the image's own 1st and 99th percentiles (its full range if those meet)."""
+    low, high = (float(v) for v in np.percentile(values, NORMALISE_PERCENTILES))
+    if high <= low:
+        low, high = float(values.min()), float(values.max())
+    return low, high
+
+
+def normalise(values: np.ndarray) -> np.ndarray:
+    """Clip at the percentile window and rescale to [0, 1]; the same for every image."""
+    low, high = window(values)
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.float32)
+    return np.clip((values.astype(np.float64) - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def grid_step(values: np.ndarray) -> float:
+    """The spacing of the grid an image's values lie on: the median gap between its distinct values.
+
+    On a quantised source (8-, 12- or 16-bit) most neighbouring distinct values are one
+    source level apart; on a continuous one (a generator's float output) the median gap
+    is tiny. Resampling (a BOX downscale averages pixels) refines the grid, so this is
+    measured on the presentation-sized square.
+    """
+    distinct = np.unique(values.astype(np.float64))
+    if distinct.size < 2:
+        return float("inf")
+    return float(np.median(np.diff(distinct)))
+
+
+def levels_in_window(values: np.ndarray) -> int:
+    """How many grey levels of its own source an image has between its normalisation percentiles."""
+    low, high = window(values)
+    step = grid_step(values)
+    if not np.isfinite(step) or step <= 0 or high <= low:
+        return 1
+    return int(min((high - low) / step + 1, 1 << 20))
+
+
+def pool_grey_levels(measured: list[int], bit_depth: int, size: int) -> int:
+    """A pool's grid: the fewest levels any of its real images has, within what the container and the cap allow.
+
+    The cap is 4,096 levels (12 bits), and one level per 16 pixels for small images.
+    """
+    cap = min(MAX_GREY_LEVELS, size * size // PIXELS_PER_LEVEL)
+    return int(max(2, min([*measured, cap, 1 << bit_depth])))
+
+
+def quantise(unit: np.ndarray, bit_depth: int, grey_levels: int) -> np.ndarray:
+    """Values in [0, 1] onto the grid of ``grey_levels`` levels, stored as multiples of one step."""
     if bit_depth not in (8, 16):
         raise ValueError(f"bit depth must be 8 or 16, not {bit_depth}")
-    square = np.clip(np.nan_to_num(center_square(pixels).astype(np.float32)), 0.0, 1.0)
-    if square.shape[0] != size:
-        resample = Image.Resampling.BOX if square.shape[0] > size else Image.Resampling.BICUBIC
-        square = np.asarray(Image.fromarray(square).resize((size, size), resample=resample))
-        square = np.clip(square, 0.0, 1.0)
     top = (1 << bit_depth) - 1
-    levels = np.rint(square * top)
+    if not 2 <= grey_levels <= top + 1:
+        raise ValueError(f"a {bit_depth}-bit pool holds 2 to {top + 1} grey levels, not {grey_levels}")
+    step = top // (grey_levels - 1)
+    levels = np.rint(np.clip(unit, 0.0, 1.0).astype(np.float64) * (grey_levels - 1)).astype(np.int64) * step
     return levels.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def to_presentation(pixels: np.ndarray, size: int, bit_depth: int, grey_levels: int | None = None) -> np.ndarray:
+    """Turn a float image into the pool's presentation pixels (uint8 or uint16, size x size).
+
+    With ``grey_levels`` (every pool imported since the presentation step existed): the
+    percentile normalisation and the pool's grid. Without (older pools only): values in
+    [0, 1] are clipped and spread over the whole container, as those pools were stored.
+    """
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit depth must be 8 or 16, not {bit_depth}")
+    squared = square(pixels, size)
+    if grey_levels is None:
+        top = (1 << bit_depth) - 1
+        return np.rint(np.clip(squared, 0.0, 1.0) * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
+    return quantise(normalise(squared), bit_depth, grey_levels)
 
 
 def pixel_sha256(levels: np.ndarray) -> str:
@@ -57,17 +161,26 @@ def pixel_sha256(levels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
 def encode_png(levels: np.ndarray) -> bytes:
-    """Encode presentation pixels as a metadata-free grayscale PNG."""
-    if levels.dtype == np.uint8:
-        image = Image.fromarray(levels)
-    elif levels.dtype == np.uint16:
-        image = Image.fromarray(levels.astype("<u2"))
-    else:
-        raise ValueError(f"presentation pixels must be uint8 or uint16, not {levels.dtype}")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
-    return buffer.getvalue()
+    """Presentation pixels as a metadata-free grayscale PNG whose size depends on its dimensions alone.
+
+    Filter type 0 on every row and stored (uncompressed) deflate: no choice is made per
+    image, and two images of the same size and depth are exactly as long.
+    """
+    if levels.ndim != 2 or levels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"presentation pixels must be a 2-D uint8 or uint16 array, not {levels.dtype} {levels.shape}")
+    height, width = levels.shape
+    depth = 8 if levels.dtype == np.uint8 else 16
+    rows = np.ascontiguousarray(levels.astype(">u2") if depth == 16 else levels).reshape(height, -1).view(np.uint8)
+    raw = np.hstack([np.full((height, 1), PNG_FILTER_NONE, dtype=np.uint8), rows.reshape(height, -1)]).tobytes()
+    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
+    return (
+        PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, ZLIB_STORED)) + _chunk(b"IEND", b"")
+    )
 
 
 def decode_png(data: bytes) -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from readerstudy.archive import encoding
 from readerstudy.archive.decoding import Refused, decode
 from readerstudy.archive.encoding import pixel_sha256
 from readerstudy.archive.models import Image, Pool, Source
@@ -28,10 +29,13 @@ class ImportSummary:
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
+    grey_levels: int | None = None
+
     def lines(self) -> list[str]:
         out = [
             f"Pool {self.pool}: {len(self.imported)} imported, "
             f"{len(self.duplicates)} duplicates, {len(self.skipped)} skipped"
+            + (f"; grey-level grid {self.grey_levels} levels" if self.grey_levels else "")
         ]
         out += [f"  duplicate  {name}: same pixels as {other}" for name, other in self.duplicates]
         out += [f"  skipped    {name}: {reason}" for name, reason in self.skipped]
@@ -112,17 +116,29 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
     transaction at the end: an import that fails part-way (a crash, a full
     disk, a database error) adds no row at all, and the files it had already
     written are removed.
+
+    The first import into a pool fixes its grey-level grid (encoding.py): the fewest
+    levels any accepted image has. All files are decoded and measured before any is
+    quantised, so the presentation-sized float squares are held in memory meanwhile.
     """
+    if pool.grey_levels is None and pool.images.exists():
+        raise ValueError(
+            f"pool {pool} was imported before the presentation step (no grey-level grid): import the archive "
+            "into a new pool, so that its real and synthetic images share one normalisation and grid"
+        )
     summary = ImportSummary(pool=pool.name)
     known = dict(pool.images.filter(source=Source.REAL).values_list("pixel_sha256", "origin__filename"))
     built: list[Image] = []
+    measured: list[tuple[str, object, int]] = []
+    grid_fixed_here = False
     try:
         for name, data in iter_sources(path, settings.IMPORT_MAX_BYTES):
             try:
                 if isinstance(data, Refused):
                     raise data
                 pixels = decode(data, max_pixels=settings.IMPORT_MAX_PIXELS, min_side=pool.presentation_size)
-                levels = pool.present(pixels)
+                squared = encoding.square(pixels, pool.presentation_size)
+                levels_in_window = encoding.levels_in_window(squared)
             except Refused as refusal:
                 summary.skipped.append((name, str(refusal)))
                 continue
@@ -130,9 +146,16 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
                 # A decoder bug or a hostile file no check above anticipated: one file's problem, never the import's.
                 summary.skipped.append((name, f"cannot be decoded ({type(error).__name__}: {error})"))
                 continue
-            if problem := pool.precision_problem(levels):
+            if problem := pool.precision_problem(squared, levels_in_window):
                 summary.skipped.append((name, problem))
                 continue
+            measured.append((name, squared, levels_in_window))
+        if pool.grey_levels is None and measured:
+            grid_fixed_here = True
+            pool.grey_levels = encoding.pool_grey_levels([count for *_, count in measured], pool.bit_depth, pool.presentation_size)
+        summary.grey_levels = pool.grey_levels
+        for name, squared, _ in measured:
+            levels = encoding.quantise(encoding.normalise(squared), pool.bit_depth, pool.grey_levels)
             digest = pixel_sha256(levels)
             if digest in known:
                 summary.duplicates.append((name, known[digest]))
@@ -144,9 +167,13 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
             known[digest] = name
             summary.imported.append(name)
         with transaction.atomic():
+            if built:
+                pool.save(update_fields=["grey_levels"])
             Image.objects.bulk_create(built)
     except BaseException:
         for image in built:
             image.delete_file()
+        if grid_fixed_here:
+            pool.grey_levels = None
         raise
     return summary

@@ -30,6 +30,9 @@ class Pool(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     presentation_size = models.PositiveIntegerField(default=256)
     bit_depth = models.PositiveSmallIntegerField(choices=[(8, "8-bit"), (16, "16-bit")], default=16)
+    # The grey-level grid every image of the pool is quantised to (encoding.py), measured at the
+    # first import; None for pools imported before the presentation step existed.
+    grey_levels = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -39,21 +42,33 @@ class Pool(models.Model):
         return self.images.filter(source=Source.REAL)
 
     def present(self, pixels: np.ndarray) -> np.ndarray:
-        return encoding.to_presentation(pixels, self.presentation_size, self.bit_depth)
+        return encoding.to_presentation(pixels, self.presentation_size, self.bit_depth, self.grey_levels)
 
-    def precision_problem(self, levels: np.ndarray) -> str | None:
-        """Why a real image's presentation pixels would stand out in this pool, or None.
+    @property
+    def effective_bits(self) -> float | None:
+        return None if self.grey_levels is None else float(np.log2(self.grey_levels))
 
-        An 8-bit source shown at its own size in a 16-bit pool keeps its 256 grey levels
-        (multiples of 257), while a synthetic image uses all 65,536: a narrow window
-        shows steps in one and not the other. Resizing blends the steps away, so the
-        test is on the presented pixels: most of them on the 8-bit grid (a 16-bit
-        image puts about 1 pixel in 257 there by chance).
+    def precision_problem(self, squared: np.ndarray, levels_in_window: int) -> str | None:
+        """Why a real image would stand out in this pool, or None.
+
+        ``squared`` is its presentation-sized float square (encoding.square) and
+        ``levels_in_window`` its own grey levels between the normalisation percentiles
+        (encoding.levels_in_window). Every image of a pool is quantised to the pool's
+        grid, the fewest levels any of its real images has: an 8-bit source (most of its
+        pixels on the 8-bit grid) would drag a 16-bit pool down to 8 bits, so it is
+        refused there, and an image coarser than a grid fixed by an earlier import would
+        show steps the others do not.
         """
-        if self.bit_depth == 16 and np.mean(levels % 257 == 0) > 0.5:
+        on_eight_bit_grid = np.abs(squared * 255 - np.rint(squared * 255)) < 1e-4
+        if self.bit_depth == 16 and np.mean(on_eight_bit_grid) > 0.5:
             return (
                 "8-bit grey levels in a 16-bit pool: under a narrow window their steps would tell this image "
                 "from synthetic ones; import 8-bit images into an 8-bit pool (--bit-depth 8)"
+            )
+        if self.grey_levels is not None and levels_in_window < self.grey_levels:
+            return (
+                f"{levels_in_window} grey levels, fewer than the {self.grey_levels} of this pool's grid: it would show "
+                "coarser steps than every other image; import it into a new pool"
             )
         return None
 

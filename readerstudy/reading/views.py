@@ -13,7 +13,6 @@ import uuid
 
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,7 +22,7 @@ from readerstudy.accounts.models import profile_of
 from readerstudy.archive.encoding import CONTENT_TYPE
 from readerstudy.archive.models import Image
 from readerstudy.reading.payload import PayloadError, parse_answer
-from readerstudy.studies.models import Answer, Assignment, Design, Slot, Study
+from readerstudy.studies.models import Answer, Assignment, Design, ServedImage, Slot, Study
 
 
 
@@ -91,7 +90,7 @@ def _case_page(request: HttpRequest, assignment: Assignment, slot: Slot) -> Http
     slot.mark_served()
     done, total = assignment.progress()
     practice = study.practice_case_count
-    panes = [{"url": reverse("image", args=[image.token])} for image in slot.images_in_display_order()]
+    panes = [{"url": url} for url in image_urls(slot)]
     if study.design == Design.PAIRED:
         panes[0]["label"], panes[1]["label"] = "Left", "Right"
     else:
@@ -198,8 +197,12 @@ def _feedback(slot: Slot) -> dict:
     return {"feedback": {"correct": given == slot.truth, "truth": slot.truth}}
 
 
-# Every image response carries exactly these headers, whatever its source.
-# No Last-Modified: synthetic images are created later than real ones.
+# ---- Images (blinding, issue 12a) ----
+
+# Every image response carries exactly these headers, whatever its source. No
+# Last-Modified (synthetic images are created later than real ones), no ETag. URLs
+# are per reader and study (image_urls), so a cached copy is only ever reused for
+# the same reader in the same study: never across studies or readers.
 IMAGE_HEADERS = {
     "Cache-Control": "private, max-age=86400, immutable",
     "X-Content-Type-Options": "nosniff",
@@ -207,12 +210,28 @@ IMAGE_HEADERS = {
 }
 
 
+def image_urls(slot: Slot) -> list[str]:
+    """The URLs of a slot's images in display order: tokens of this reader's assignment alone.
+
+    The same image gets another URL in another study and for another reader, so neither
+    the URL nor the browser cache can link its appearances.
+    """
+    tokens = ServedImage.tokens_for(slot.assignment, slot.images_in_display_order())
+    return [reverse("image", args=[token]) for token in tokens]
+
+
 @login_required
 @require_GET
 def image(request: HttpRequest, token: str) -> HttpResponse:
-    """Serve a presentation image to someone entitled to see it."""
-    image = Image.objects.filter(token=token).only("token").first()
-    if image is None or not _may_view(request, image):
+    """Serve a presentation image to the reader whose token it is (or, by its own token, to a coordinator)."""
+    served = (
+        ServedImage.objects.filter(token=token, assignment__reader=request.user, assignment__study__is_open=True)
+        .select_related("image").only("image__token").first()
+    )
+    image = served.image if served else None
+    if image is None and profile_of(request.user).is_coordinator:
+        image = Image.objects.filter(token=token).only("token").first()
+    if image is None:
         raise Http404("No such image")
     try:
         data = image.read_bytes()
@@ -222,14 +241,3 @@ def image(request: HttpRequest, token: str) -> HttpResponse:
     for name, value in IMAGE_HEADERS.items():
         response[name] = value
     return response
-
-
-def _may_view(request: HttpRequest, image: Image) -> bool:
-    if profile_of(request.user).is_coordinator:
-        return True
-    # One query either way, so the check takes no longer for one source than the other.
-    return Slot.objects.filter(
-        Q(case__real_image=image) | Q(case__synthetic_image=image),
-        assignment__reader=request.user,
-        assignment__study__is_open=True,
-    ).exists()

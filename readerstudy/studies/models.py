@@ -16,7 +16,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from readerstudy.archive.models import Image, Pool, Source
@@ -145,6 +145,16 @@ class Study(models.Model):
     )
     readers = models.ManyToManyField(User, through="Assignment", related_name="studies")
     is_open = models.BooleanField(default=False, help_text="readers can read only open studies")
+    # Blinding (issue 12a): a real image met in an earlier study would be recognised.
+    allow_real_image_reuse = models.BooleanField(
+        default=False,
+        help_text="draw real images already used by other studies on the pool (readers may recognise them; the "
+        "report and provenance say so)",
+    )
+    excluded_real_image_ids = models.JSONField(
+        default=list, blank=True, editable=False,
+        help_text="real images other studies had used when this study's cases were drawn (the draw leaves them out)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -175,7 +185,7 @@ class Study(models.Model):
             old = Study.objects.get(pk=self.pk)
             frozen = [
                 "design", "pool_id", "seed", "case_count", "practice_case_count", "repeat_count",
-                "synthetic_fraction", "truncation", "label",
+                "synthetic_fraction", "truncation", "label", "allow_real_image_reuse",
             ]
             if any(getattr(old, f) != getattr(self, f) for f in frozen):
                 raise ValidationError("cases are already drawn: the design, pool and seed can no longer change")
@@ -214,7 +224,8 @@ class Study(models.Model):
         generators = self.sources()
         if problems := self.source_problems(generators):
             raise ValidationError(problems)
-        real_ids = list(self.pool.real_images().order_by("pixel_sha256").values_list("id", flat=True))
+        excluded = set(self.excluded_real_image_ids)
+        real_ids = [i for i in self.pool.real_images().order_by("pixel_sha256").values_list("id", flat=True) if i not in excluded]
         rng = np.random.default_rng(self.seed)
         blocks = [(False, self.case_count), (True, self.practice_case_count)]
         flags: list[tuple[bool, bool]] = []  # (is_practice, is_synthetic) per case
@@ -227,7 +238,8 @@ class Study(models.Model):
                 flags += [(is_practice, bool(s)) for s in synthetic]
         needed_real = sum(1 for _, synthetic in flags if self.design == Design.PAIRED or not synthetic)
         if needed_real > len(real_ids):
-            raise ValidationError(f"the study needs {needed_real} real images but pool {self.pool} has {len(real_ids)}")
+            unused = " not used by earlier studies (readers would recognise those; see allow_real_image_reuse)" if excluded else ""
+            raise ValidationError(f"the study needs {needed_real} real images but pool {self.pool} has {len(real_ids)}{unused}")
         chosen = iter(rng.choice(real_ids, size=needed_real, replace=False).tolist())
         source_of = self._deal_sources(generators, flags)
         planned = []
@@ -262,10 +274,25 @@ class Study(models.Model):
                 dealt[i] = generators[k % len(generators)]
         return dealt
 
+    def reused_real_cases(self) -> list[int]:
+        """Case numbers (1-based) whose real image other studies on the pool also show."""
+        elsewhere = set(self.real_images_used_elsewhere())
+        return [c.index + 1 for c in self.cases.filter(real_image__isnull=False) if c.real_image_id in elsewhere]
+
+    def real_images_used_elsewhere(self) -> list[int]:
+        """Real images of the pool that other studies' cases already use, sorted."""
+        used = Case.objects.filter(study__pool_id=self.pool_id, real_image__isnull=False).exclude(study=self)
+        return sorted(set(used.values_list("real_image_id", flat=True)))
+
     @transaction.atomic
     def build_cases(self) -> None:
         if self.cases.exists():
             return
+        # Recorded, not recomputed: rebuild_study redraws from the same exclusions even
+        # after later studies have drawn their own cases from the pool.
+        Pool.objects.select_for_update().filter(pk=self.pool_id).first()  # one draw per pool at a time
+        self.excluded_real_image_ids = [] if self.allow_real_image_reuse else self.real_images_used_elsewhere()
+        Study.objects.filter(pk=self.pk).update(excluded_real_image_ids=self.excluded_real_image_ids)
         Case.objects.bulk_create(Case(study=self, **planned) for planned in self.draw())
 
     def privacy_counts(self) -> dict[str, dict[str, int]]:
@@ -638,3 +665,41 @@ class Answer(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("answers are append-only")
+
+
+# ---- Blinding (issue 12a): image URLs per reader and study ----
+
+
+def new_image_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class ServedImage(models.Model):
+    """The URL token under which one reader sees one image in one study.
+
+    Each assignment gets its own token for each of its images, so neither the URL nor
+    the browser cache links an image's appearances in two studies, or for two readers.
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="served_images")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    token = models.CharField(max_length=40, unique=True, default=new_image_token, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["assignment", "image"], name="one_token_per_assignment_image")]
+
+    def __str__(self) -> str:
+        return f"{self.assignment}: {self.token[:8]}"
+
+    @classmethod
+    def tokens_for(cls, assignment: Assignment, images: list[Image]) -> list[str]:
+        """The assignment's token for each image, made on first use (one query when they exist)."""
+        found = dict(cls.objects.filter(assignment=assignment, image__in=images).values_list("image_id", "token"))
+        for image in images:
+            if image.pk not in found:
+                try:
+                    with transaction.atomic():
+                        found[image.pk] = cls.objects.create(assignment=assignment, image=image).token
+                except IntegrityError:  # a concurrent request made it first
+                    found[image.pk] = cls.objects.get(assignment=assignment, image=image).token
+        return [found[image.pk] for image in images]

@@ -48,6 +48,10 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read the labels file: {error}") from error
         try:
             summary = import_images(path, target, label_map)
+        except ValueError as error:
+            if created:
+                target.delete()
+            raise CommandError(str(error)) from error
         except (OSError, zipfile.BadZipFile) as error:
             # Nothing was added (import_images removes what it wrote); a pool made for this run goes too.
             if created:
