@@ -38,6 +38,13 @@ class Instructions:
         return self.pace_seconds * self.left / 60
 
     @property
+    def expected_text(self) -> str:
+        minutes = self.expected_minutes
+        if minutes is None:
+            return ""
+        return "less than a minute" if minutes < 1 else f"about {round(minutes)} min"
+
+    @property
     def limit_minutes(self) -> float | None:
         limit = self.study.time_limit_seconds
         return limit * self.left / 60 if limit and self.left else None
