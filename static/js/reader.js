@@ -26,7 +26,7 @@
   const blankMs = Number(root.dataset.blankMs || 0);
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   // A server error is retried with backoff for this long, then the page stops and says so.
-  const retryForMs = Number(root.dataset.retryForMs || 120000);
+  const retryForMs = () => Number(root.dataset.retryForMs || 120000);
 
   // The case on screen.
   let current = {
@@ -278,7 +278,7 @@
           if (error && (error.ending || error.refused)) { reject(error); return; }
           const wait = Math.min(30000, 1000 * 2 ** n);
           const server = error && error.status;
-          if (server && performance.now() - started + wait > retryForMs) {
+          if (server && performance.now() - started + wait > retryForMs()) {
             reject({ ending: "server", message: `The server answered with an error (${error.status}) for ${Math.round((performance.now() - started) / 1000)} s. ${describe.kept} Reload the page later to carry on.` });
             return;
           }
