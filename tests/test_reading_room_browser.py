@@ -274,3 +274,97 @@ def test_coordinator_previews_as_a_reader_and_nothing_is_stored(browser, live_se
     page.wait_for_selector("text=Preview finished")
     assert (Assignment.objects.count(), Slot.objects.count(), Answer.objects.count()) == counts
     context.close()
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)], ids=["1366x768", "1920x1080"])
+def test_every_reader_screen_at_two_sizes(browser, live_server, make_study, size):
+    """Screenshots of every reader screen (test-artifacts/reading-room-WxH-*.png) and the layout
+    checks a person would make: nothing scrolls, the image area keeps its size."""
+    mixed = make_study("mixed", cases=2, practice_case_count=1, time_limit_seconds=12, break_every=1, blank_ms=0, display_check=True)
+    for order, (key, label, choices, kind) in enumerate([
+        ("kl_grade", "Kellgren–Lawrence grade", "0,1,2,3,4", "choice"),
+        ("osteophytes", "Osteophytes", "none,small,large", "choice"),
+        ("comment", "Comment", "", "text"),
+    ]):
+        Question.objects.create(study=mixed, key=key, label=label, choices=choices, kind=kind, required=kind == "choice", order=order)
+    paired = make_study("paired", cases=2, seed=99, blank_ms=0)
+    name = f"reading-room-{size[0]}x{size[1]}"
+    context, page = open_page(browser, live_server, "rad", size)
+
+    def shot(what):
+        screenshot(page, f"{name}-{what}")
+        assert page.evaluate("() => document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth"), what
+
+    shot("home")
+    page.goto(f"{live_server.url}/studies/{mixed.pk}/")
+    assert page.is_hidden("#begin")  # the display check comes first
+    screenshot(page, f"{name}-instructions", full_page=True)
+    page.click("[data-display-check=yes]")
+    page.wait_for_selector("#begin:visible")
+    page.click("#begin")
+    wait_for_case(page, "Practice 1 of 1")
+    box = pane_box(page)
+    shot("mixed-practice")
+    for key in ("s", "4", "g", "2", "j", "1", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_selector("#feedback:not([hidden])")
+    assert pane_box(page) == box
+    shot("practice-feedback")
+    page.keyboard.press("Enter")
+    wait_for_case(page, "Case 1 of 2")
+    assert pane_box(page) == box
+    shot("mixed-case-countdown")
+    page.keyboard.press("?")
+    shot("keys")
+    page.keyboard.press("Escape")
+    page.keyboard.press("h")
+    shot("instructions-overlay")
+    page.keyboard.press("Escape")
+    page.keyboard.press("s")
+    page.keyboard.press("Enter")
+    shot("missing-answer")
+    page.wait_for_selector("#time-up:not([hidden])", timeout=20000)
+    assert pane_box(page) == box
+    shot("time-up")
+    for key in ("3", "g", "1", "j", "2", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_selector("#break-panel:not([hidden])")
+    shot("break")
+    page.keyboard.press("Enter")
+    wait_for_case(page, "Case 2 of 2")
+    assert pane_box(page) == box
+    assert Answer.objects.get(slot=slot(mixed, "rad", 2), question="real_or_synthetic").client["display_check"]["seen"] is True
+    for key in ("r", "5", "g", "0", "j", "3", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_selector("text=Study complete")
+    shot("finished")
+
+    page.goto(f"{live_server.url}/studies/{paired.pk}/read/")
+    wait_for_case(page, "Case 1 of 2")
+    shot("paired-case")
+    assert page.locator(".reader.paired .answer-area").bounding_box()["height"] < 90  # one row
+    page.keyboard.down("z")
+    page.wait_for_selector(".loupe[data-pane='1']:not([hidden])")
+    shot("paired-loupe-both-panes")
+    page.keyboard.up("z")
+    page.keyboard.press("1")
+    assert page.evaluate("() => readerViewers.state().panes.map((p) => p.pixel_scale)") == [1, 1]  # CSS px at DPR 1
+    shot("paired-one-to-one")
+    paired.is_open = False
+    paired.save()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ending:not([hidden])")
+    shot("closed")
+    context.close()
+
+    make_user("coord", role="coordinator")
+    context, page = open_page(browser, live_server, "coord", size)
+    page.goto(f"{live_server.url}/studies/{paired.pk}/preview/")
+    wait_for_case(page, "Case 1 of 2")
+    shot("preview")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#feedback:not([hidden])")
+    shot("preview-would-store")
+    context.close()

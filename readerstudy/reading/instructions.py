@@ -91,9 +91,10 @@ def instructions_for(study: Study, *, total: int, done: int) -> Instructions:
     text = Instructions(study, scored=total - practice, practice=practice, left=total - done, pace_seconds=pace, pace_readings=readings)
     items = text.items
     if practice:
+        first = "The first case is practice: after it" if practice == 1 else f"The first {practice} cases are practice: after each"
         items.append(
-            f"The first {practice} case{s(practice)} {'is' if practice == 1 else 'are'} practice: after each you are told "
-            "the right answer. Practice cases are not scored. After the practice you are not told the right answer to any case."
+            f"{first} you are told the right answer. Practice cases are not scored. "
+            "After the practice you are not told the right answer to any case."
         )
     else:
         items.append("You are not told the right answer to any case.")
@@ -106,7 +107,8 @@ def instructions_for(study: Study, *, total: int, done: int) -> Instructions:
     else:
         items.append("There is no time limit: take the time you need.")
     if study.break_every:
-        items.append(f"You are offered a break every {study.break_every} scored cases; your answers are saved before it.")
+        every = "after every scored case" if study.break_every == 1 else f"every {study.break_every} scored cases"
+        items.append(f"You are offered a break {every}; your answers are saved before it.")
     if study.repeat_count:
         items.append(
             f"{study.repeat_count} case{s(study.repeat_count)} {'is' if study.repeat_count == 1 else 'are'} shown a second time "

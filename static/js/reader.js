@@ -119,6 +119,7 @@
   }
   function stopTimeLimit() {
     clearTimeout(tick);
+    countdown.hidden = true;
     root.classList.remove("timed-out");
     countdown.classList.remove("warning");
     timeUp.hidden = true;
@@ -407,10 +408,12 @@
   function showBreak(data) {
     breakPanel.querySelector(".break-text").textContent = `You have read ${data.done} of ${data.total} cases. Rest your eyes for a moment; your answers so far are saved.`;
     breakPanel.hidden = false;
+    root.classList.add("on-break");
     document.getElementById("continue").focus();
   }
   function continueAfterBreak() {
     breakPanel.hidden = true;
+    root.classList.remove("on-break");
     if (document.activeElement) document.activeElement.blur();
     advance(performance.now(), "?continue=1");
   }
@@ -437,7 +440,7 @@
     bar.setAttribute("aria-valuemax", data.total);
     paintProgress();
     const estimate = data.seconds_left_estimate;
-    $(".time-left").textContent = estimate ? `about ${estimate < 90 ? estimate + " s" : Math.round(estimate / 60) + " min"} left` : "";
+    $(".time-left").textContent = estimate ? `about ${estimate < 90 ? estimate + " s" : Math.round(estimate / 60) + " min"} to finish` : "";
     $(".badge.practice").hidden = !data.practice;
     document.title = document.title.replace(/· .*$/, "· " + data.progress_text.toLowerCase());
     fields.innerHTML = data.fields_html;

@@ -136,7 +136,9 @@
     setInvert(on) { this.state.invert = on; this.windowDirty = true; }
 
     setView(zoom, cx, cy) {
-      this.state.zoom = clamp(zoom, MIN_ZOOM, Math.max(MIN_ZOOM, MAX_SCALE / this.fitScale()));
+      // Down to 1:1 even where that is smaller than MIN_ZOOM (an image smaller than its pane).
+      const least = Math.min(MIN_ZOOM, 1 / this.fitScale());
+      this.state.zoom = clamp(zoom, least, Math.max(least, MAX_SCALE / this.fitScale()));
       // The view centre stays on the image, so no pan can lose it off screen.
       this.state.cx = clamp(cx, 0, this.width);
       this.state.cy = clamp(cy, 0, this.height);
