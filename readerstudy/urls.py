@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from readerstudy.analysis import views as analysis
+from readerstudy.reading import preview as reading_preview
 from readerstudy.reading import views as reading
 
 urlpatterns = [
@@ -26,4 +27,10 @@ urlpatterns = [
     path("studies/<int:study_id>/cases/<int:case_number>/<str:kind>.png", analysis.case_image, name="case_image"),
     path("console/", include("readerstudy.console.urls")),
     path("admin/", admin.site.urls),
+    # Reading room: cases swapped in by the page, and the coordinator's preview as a reader (issue 14)
+    path("studies/<int:study_id>/case/", reading.next_case, name="next_case"),
+    path("studies/<int:study_id>/preview/", reading_preview.preview, name="preview"),
+    path("studies/<int:study_id>/preview/case/<int:position>/", reading_preview.preview_case, name="preview_case"),
+    path("studies/<int:study_id>/preview/answer/<int:position>/", reading_preview.preview_answer, name="preview_answer"),
+    path("studies/<int:study_id>/preview/end/", reading_preview.preview_end, name="preview_end"),
 ]

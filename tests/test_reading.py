@@ -136,4 +136,7 @@ def test_closed_study_is_not_readable(make_study, readers):
     study = make_study("paired", cases=2)
     study.is_open = False
     study.save()
-    assert login(readers[0]).get(f"/studies/{study.pk}/read/").status_code == 404
+    # Its reader is told it was closed (410), not that it does not exist.
+    response = login(readers[0]).get(f"/studies/{study.pk}/read/")
+    assert response.status_code == 410
+    assert "The study was closed" in response.content.decode()

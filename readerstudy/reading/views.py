@@ -9,6 +9,8 @@ feedback).
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 
 from django.contrib.auth.decorators import login_required
@@ -21,6 +23,8 @@ from django.views.decorators.http import require_GET, require_POST
 from readerstudy.accounts.models import profile_of
 from readerstudy.archive.encoding import CONTENT_TYPE
 from readerstudy.archive.models import Image
+from readerstudy.reading.cases import CaseView, image_urls
+from readerstudy.reading.instructions import CONFIDENCE_ANCHORS, instructions_for, main_question, question_keys
 from readerstudy.reading.payload import PayloadError, parse_answer
 from readerstudy.studies.models import Answer, Assignment, Design, ServedImage, Slot, Study
 
@@ -37,22 +41,97 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "reading/home.html", {"profile": profile, "rows": rows, "studies": studies})
 
 
-def _assignment(request: HttpRequest, study_id: int) -> Assignment:
-    assignment = Assignment.objects.filter(study_id=study_id, reader=request.user, study__is_open=True).select_related("study").first()
+class ReadingEnded(Exception):
+    """Why a reader cannot read on: each reason has its own message in the page, and none is retried."""
+
+    def __init__(self, reason: str, message: str, status: int):
+        super().__init__(message)
+        self.reason, self.message, self.status = reason, message, status
+
+    def response(self) -> JsonResponse:
+        return JsonResponse({"error": self.message, "ending": self.reason}, status=self.status)
+
+
+STUDY_CLOSED = "This study was closed by its coordinator. Your answers up to this case are saved; no more can be given."
+SESSION_LOST = "You were logged out. Log in again to carry on: your answer is kept in this browser and sent once you are back."
+
+
+def _open_assignment(request: HttpRequest, study_id: int) -> Assignment:
+    """The reader's assignment in an open study; ReadingEnded when the study was closed or is not theirs."""
+    assignment = Assignment.objects.filter(study_id=study_id, reader=request.user).select_related("study").first()
     if assignment is None:
-        raise Http404("No such study for this reader")
+        raise ReadingEnded("gone", "You are not a reader of this study.", 404)
+    if not assignment.study.is_open:
+        raise ReadingEnded("closed", STUDY_CLOSED, 410)
     return assignment
 
 
-@login_required
+def _assignment(request: HttpRequest, study_id: int) -> Assignment:
+    try:
+        return _open_assignment(request, study_id)
+    except ReadingEnded as ended:
+        if ended.reason == "closed":
+            raise StudyClosedPage from ended
+        raise Http404("No such study for this reader") from ended
+
+
+class StudyClosedPage(Exception):
+    pass
+
+
+def reading_page(view):
+    """An HTML reading view: a reader of a study that was closed gets a page saying so (410)."""
+
+    @functools.wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except StudyClosedPage:
+            return render(request, "reading/closed.html", {"message": STUDY_CLOSED}, status=410)
+
+    return wrapped
+
+
+def reading_json(view):
+    """A JSON reading view: a lost session is a 401 and an ended reading its own status, as JSON
+    (never the login page's HTML, which a script would take for success)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": SESSION_LOST, "ending": "session"}, status=401)
+        try:
+            return view(request, *args, **kwargs)
+        except ReadingEnded as ended:
+            return ended.response()
+
+    return wrapped
+
+
+@reading_page
 def instructions(request: HttpRequest, study_id: int) -> HttpResponse:
     assignment = _assignment(request, study_id)
     done, total = assignment.progress()
-    context = {"assignment": assignment, "study": assignment.study, "done": done, "total": total}
+    text = instructions_for(assignment.study, total=total, done=done)
+    context = {"assignment": assignment, "study": assignment.study, "done": done, "total": total, "text": text,
+               **_instruction_questions(assignment.study)}
     return render(request, "reading/instructions.html", context)
 
 
-@login_required
+def _instruction_questions(study: Study) -> dict:
+    return {"main_text": main_question(study), "further": question_keys(list(study.questions.all())), "anchors": CONFIDENCE_ANCHORS}
+
+
+def _takes_break(study: Study, slot: Slot) -> bool:
+    scored_index = slot.position - study.practice_case_count - 1
+    return bool(
+        study.break_every and not slot.case.is_practice and scored_index > 0
+        and scored_index % study.break_every == 0 and slot.first_served_at is None
+    )
+
+
+@reading_page
 def read(request: HttpRequest, study_id: int) -> HttpResponse:
     """The next unanswered case: reloading or coming back later resumes here."""
     assignment = _assignment(request, study_id)
@@ -63,19 +142,33 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     if slot is None:
         assignment.mark_completed_if_done()
         return render(request, "reading/finished.html", {"study": study})
-    scored_index = slot.position - study.practice_case_count - 1
-    takes_break = (
-        study.break_every and not slot.case.is_practice and scored_index > 0
-        and scored_index % study.break_every == 0 and slot.first_served_at is None
-    )
-    if takes_break and "continue" not in request.GET:
+    if _takes_break(study, slot) and "continue" not in request.GET:
         done, total = assignment.progress()
         practice = study.practice_case_count
         return render(request, "reading/break.html", {"study": study, "done": done - practice, "total": total - practice})
     return _case_page(request, assignment, slot)
 
 
-@login_required
+@reading_json
+@require_GET
+def next_case(request: HttpRequest, study_id: int) -> JsonResponse:
+    """The next unanswered case as JSON (or that a break or the end comes first): the page swaps it in."""
+    assignment = _open_assignment(request, study_id)
+    study = assignment.study
+    if not study.is_ready():
+        return JsonResponse({"kind": "not_ready", "url": reverse("read", args=[study_id])})
+    slot = assignment.next_slot()
+    if slot is None:
+        assignment.mark_completed_if_done()
+        return JsonResponse({"kind": "finished", "url": reverse("read", args=[study_id])})
+    if _takes_break(study, slot) and "continue" not in request.GET:
+        done, total = assignment.progress()
+        practice = study.practice_case_count
+        return JsonResponse({"kind": "break", "done": done - practice, "total": total - practice})
+    return JsonResponse(_case_view(assignment, slot).describe())
+
+
+@reading_page
 def review(request: HttpRequest, study_id: int, position: int) -> HttpResponse:
     """An earlier scored case, to revise its answer (only where the study allows going back)."""
     assignment = _assignment(request, study_id)
@@ -85,47 +178,55 @@ def review(request: HttpRequest, study_id: int, position: int) -> HttpResponse:
     return _case_page(request, assignment, slot)
 
 
-def _case_page(request: HttpRequest, assignment: Assignment, slot: Slot) -> HttpResponse:
+def _case_view(assignment: Assignment, slot: Slot) -> CaseView:
     study = assignment.study
     slot.mark_served()
     done, total = assignment.progress()
     practice = study.practice_case_count
-    panes = [{"url": url} for url in image_urls(slot)]
-    if study.design == Design.PAIRED:
-        panes[0]["label"], panes[1]["label"] = "Left", "Right"
-    else:
-        panes[0]["label"] = "Image"
-    previous = {a.question: a for a in slot.answers.filter(revision=slot.latest_revision() or 0)}
-    questions = [
-        {"question": q, "previous": previous[q.key].answer if q.key in previous else ""} for q in study.questions.all()
-    ]
+    latest = slot.latest_revision()
+    previous = {a.question: (a.answer, a.confidence) for a in slot.answers.filter(revision=latest)} if latest is not None else {}
     earlier = slot.position - 1 if study.allow_back and slot.position - 1 > practice else None
-    context = {
+    following = assignment.slots.filter(position=slot.position + 1, answers__isnull=True).select_related("case").first()
+    return CaseView(
+        study=study,
+        slot=slot,
+        done=done,
+        total=total,
+        answer_url=reverse("answer", args=[study.pk, slot.position]),
+        back_url=reverse("review", args=[study.pk, earlier]) if earlier else "",
+        prefetch=tuple(image_urls(following)) if following and latest is None else (),
+        previous=previous,
+        seconds_left_estimate=assignment.seconds_left(done, total),
+    )
+
+
+def _case_page(request: HttpRequest, assignment: Assignment, slot: Slot) -> HttpResponse:
+    view = _case_view(assignment, slot)
+    return render(request, "reading/read.html", reading_page_context(request, view, next_url=reverse("next_case", args=[view.study.pk])))
+
+
+def reading_page_context(request: HttpRequest, view: CaseView, *, next_url: str) -> dict:
+    """The reading page around its first case (readers and previews alike)."""
+    study = view.study
+    done, total = view.done, view.total
+    description = view.describe()
+    return {
         "study": study,
-        "slot": slot,
-        "panes": panes,
-        "questions": questions,
-        "previous": previous.get(study.question),
-        "is_practice": slot.case.is_practice,
-        "number": slot.position if slot.case.is_practice else slot.position - practice,
-        "count": practice if slot.case.is_practice else total - practice,
-        "done": done,
-        "total": total,
-        "percent": round(100 * done / total) if total else 0,
-        "seconds_left": assignment.seconds_left(done, total),
-        "back_url": reverse("review", args=[study.pk, earlier]) if earlier else "",
-        # A fresh key for this rendering; a retried or double-clicked submit repeats it.
-        "idempotency_key": uuid.uuid4(),
-        "answer_url": reverse("answer", args=[study.pk, slot.position]),
+        "view": view,
+        "description": description,
+        "idempotency_key": description["idempotency_key"],
+        "fields_html": description["fields_html"],
+        "next_url": next_url,
+        "text": instructions_for(study, total=total, done=done),
+        **_instruction_questions(study),
     }
-    return render(request, "reading/read.html", context)
 
 
 def _bad(message: str, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-@login_required
+@reading_json
 @require_POST
 def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     """Store an answer exactly once. Repeating a request with the same key is harmless.
@@ -133,7 +234,7 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     Malformed payloads are a 400 with a message (see payload.py); the same
     idempotency key with different content is a 409, never "already stored".
     """
-    assignment = _assignment(request, study_id)
+    assignment = _open_assignment(request, study_id)
     try:
         payload = parse_answer(request.body)
     except PayloadError as error:
@@ -151,7 +252,7 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
         return _bad("confidence must be 1 to 5")
     responses = {study.question: choice}
     try:
-        for question in study.questions.all():
+        for question in slot.questions_to_ask()[1]:
             value = question.validate_answer(payload.questions.get(question.key))
             if value is not None:
                 responses[question.key] = value
@@ -209,15 +310,6 @@ IMAGE_HEADERS = {
     "Content-Disposition": "inline",
 }
 
-
-def image_urls(slot: Slot) -> list[str]:
-    """The URLs of a slot's images in display order: tokens of this reader's assignment alone.
-
-    The same image gets another URL in another study and for another reader, so neither
-    the URL nor the browser cache can link its appearances.
-    """
-    tokens = ServedImage.tokens_for(slot.assignment, slot.images_in_display_order())
-    return [reverse("image", args=[token]) for token in tokens]
 
 
 @login_required

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,9 @@ class Study(models.Model):
     excluded_real_image_ids = models.JSONField(
         default=list, blank=True, editable=False,
         help_text="real images other studies had used when this study's cases were drawn (the draw leaves them out)",
+    )
+    display_check = models.BooleanField(
+        default=False, help_text="readers confirm a grey-step and contrast pattern before their first case (recorded with the answers)"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -525,6 +529,8 @@ class Slot(models.Model):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="slots")
     synthetic_side = models.CharField(max_length=5, blank=True)
     first_served_at = models.DateTimeField(null=True, blank=True)
+    # Set with first_served_at when the study has a time limit: a reload keeps counting down.
+    deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["assignment", "position"]
@@ -619,9 +625,32 @@ class Slot(models.Model):
         }
 
     def mark_served(self) -> None:
+        """Record the first serving, and with a time limit the deadline it starts (kept over reloads).
+
+        The deadline allows for the neutral screen the reader sees before the images appear.
+        """
         if self.first_served_at is None:
-            Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=timezone.now())
-            self.refresh_from_db(fields=["first_served_at"])
+            now = timezone.now()
+            study = self.assignment.study
+            limit = study.time_limit_seconds
+            deadline = now + timedelta(seconds=limit, milliseconds=study.blank_ms) if limit else None
+            Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=now, deadline=deadline)
+            self.refresh_from_db(fields=["first_served_at", "deadline"])
+
+    def seconds_to_deadline(self, now=None) -> float | None:
+        """Time left to read this case (0 once it ran out); None without a time limit."""
+        if self.deadline is None:
+            return None
+        return max(0.0, (self.deadline - (now or timezone.now())).total_seconds())
+
+    def questions_to_ask(self) -> tuple[str | None, list[Question]]:
+        """What this slot asks: the study's own question (None when not asked) and the further ones.
+
+        The one place that decides it: the reading page, the case description and the
+        answer's validation all follow it (a design with phases changes only this).
+        """
+        study = self.assignment.study
+        return study.question, list(study.questions.all())
 
 
 class AnswerQuerySet(models.QuerySet):

@@ -20,7 +20,7 @@
   const WHEEL_GESTURE_MS = 400; // wheel events closer than this count as one zoom
   const LOUPE_SIZE = 165; // CSS pixels
   const LOUPE_MAX_PIXELS = 15; // image pixels across the loupe at most (odd: one centre pixel)
-  const TOOLS = ["window_level", "zoom", "pan", "invert", "preset", "reset", "fit", "link", "loupe", "fullscreen", "help"];
+  const TOOLS = ["window_level", "zoom", "pan", "invert", "preset", "reset", "fit", "one_to_one", "link", "loupe", "fullscreen", "help"];
 
   const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
   function gray(g) { return LITTLE_ENDIAN ? (0xff000000 | (g * 0x010101)) >>> 0 : ((g * 0x01010100) | 0xff) >>> 0; }
@@ -81,18 +81,23 @@
     constructor(canvas, image) {
       this.canvas = canvas;
       this.ctx = canvas.getContext("2d", { alpha: false });
+      this.setImage(image);
+      this.resize();
+    }
+
+    // A new case's image in the same pane: the view starts fitted, the caller restores preferences.
+    setImage(image) {
       this.width = image.width;
       this.height = image.height;
       this.bitDepth = image.bitDepth;
       this.pixels = image.pixels;
       this.hist = histogramOf(image);
       this.levels = pyramidOf(image);
-      this.lut = new Uint32Array(1 << image.bitDepth);
+      if (!this.lut || this.lut.length !== 1 << image.bitDepth) this.lut = new Uint32Array(1 << image.bitDepth);
       // View state: window in stored units, zoom relative to fit, view centre in image pixels.
       this.state = { center: 0, width: 1, zoom: 1, cx: image.width / 2, cy: image.height / 2, invert: false, preset: null };
       this.geometryDirty = true;
       this.windowDirty = true;
-      this.resize();
     }
 
     // Backing store in device pixels, so one stored pixel is never smeared by CSS scaling.
@@ -124,13 +129,16 @@
       this.state.center = clamp(center, 0, range);
       this.state.width = clamp(width, 1, 2 * range);
       this.state.preset = preset || null;
+      if (preset) this.lastPreset = preset; // what the next case opens with, after a custom window too
       this.windowDirty = true;
     }
 
     setInvert(on) { this.state.invert = on; this.windowDirty = true; }
 
     setView(zoom, cx, cy) {
-      this.state.zoom = clamp(zoom, MIN_ZOOM, Math.max(MIN_ZOOM, MAX_SCALE / this.fitScale()));
+      // Down to 1:1 even where that is smaller than MIN_ZOOM (an image smaller than its pane).
+      const least = Math.min(MIN_ZOOM, 1 / this.fitScale());
+      this.state.zoom = clamp(zoom, least, Math.max(least, MAX_SCALE / this.fitScale()));
       // The view centre stays on the image, so no pan can lose it off screen.
       this.state.cx = clamp(cx, 0, this.width);
       this.state.cy = clamp(cy, 0, this.height);
@@ -269,6 +277,20 @@
       this.updateChrome();
     }
 
+    // The next case in the same panes: link state, each pane's preset and invert, the loupe
+    // and full screen carry over; zoom and pan start fitted; tool counts start again.
+    load(images) {
+      const kept = this.viewers.map((v) => ({ preset: PRESETS.find((p) => p.name === (v.state.preset || v.lastPreset)) || PRESETS[0], invert: v.state.invert }));
+      this.viewers.forEach((v, i) => { v.setImage(images[i]); v.setInvert(kept[i].invert); });
+      this.tools = Object.fromEntries(TOOLS.map((t) => [t, 0]));
+      this.drag = null;
+      this.active = this.viewers[0]; // each case starts on the first pane, as on a fresh page
+      if (!this.pointer) this.pointerSeen = false; // until the mouse moves, the loupe looks at the centre
+      if (this.linked) this.applyPreset(this.active, kept[this.viewers.indexOf(this.active)].preset, false);
+      else this.viewers.forEach((v, i) => this.applyPreset(v, kept[i].preset, false));
+      this.renderNow();
+    }
+
     targets(viewer) { return this.linked ? this.viewers : [viewer]; }
     count(tool) { this.tools[tool] += 1; }
 
@@ -337,6 +359,12 @@
     panBy(viewer, dx, dy) {
       const s = viewer.scale();
       this.setView(viewer, viewer.state.zoom, viewer.state.cx - dx / s, viewer.state.cy - dy / s);
+    }
+
+    // One stored pixel to one device pixel, about the current view centre.
+    oneToOne(viewer) {
+      this.count("one_to_one");
+      this.setView(viewer, 1 / viewer.fitScale(), viewer.state.cx, viewer.state.cy);
     }
 
     fit(viewer) {
@@ -471,6 +499,7 @@
       document.addEventListener("keydown", (e) => {
         if (e.ctrlKey || e.altKey || e.metaKey) return;
         if (e.target instanceof HTMLElement && e.target.matches("input[type=text], input[type=password], textarea, select")) return;
+        if (e.defaultPrevented) return; // the page took the key (an answer)
         if (this.handleKey(e)) e.preventDefault();
       });
       document.addEventListener("keyup", (e) => {
@@ -494,6 +523,7 @@
           if (!e.repeat && !this.loupeHeld) { this.loupeHeld = true; this.count("loupe"); this.invalidate(); }
           return true;
         case "0": this.reset(v); return true;
+        case "1": case "!": this.oneToOne(v); return true; // "!": Shift+1 where the digits answer
         case "=": this.fit(v); return true;
         case "+": this.zoomCentre(v, 1.25); return true;
         case "-": case "_": this.zoomCentre(v, 0.8); return true;
@@ -506,6 +536,7 @@
     listenToolbar() {
       const actions = {
         fit: () => this.fit(this.active),
+        "one-to-one": () => this.oneToOne(this.active),
         reset: () => this.reset(this.active),
         invert: () => this.invert(this.active),
         "zoom-in": () => this.zoomCentre(this.active, 1.25),
@@ -560,14 +591,28 @@
 
     drawLoupe() {
       // A mouse user's loupe follows the pointer and hides off the images; a keyboard user's
-      // (no pointer seen yet) looks at the centre of the active pane.
+      // (no pointer seen yet) looks at the centre of the active pane. In a pair every pane gets
+      // a loupe at the same place of its image, so the two can be compared pixel for pixel.
       const on = this.loupeOn() && (this.pointer || !this.pointerSeen);
-      if (!on) { if (this.loupe) this.loupe.box.hidden = true; return; }
+      if (!on) { (this.loupes || []).forEach((l) => { l.box.hidden = true; }); return; }
       const p = this.pointer || this.keyboardPointer();
-      const v = p.viewer;
-      const [u, w] = v.toImage(p.x, p.y);
-      const ix = Math.floor(u), iy = Math.floor(w);
-      const loupe = this.ensureLoupe();
+      const [u, w] = p.viewer.toImage(p.x, p.y);
+      const fx = u / p.viewer.width, fy = w / p.viewer.height;
+      this.viewers.forEach((v, i) => {
+        const ix = Math.floor(fx * v.width), iy = Math.floor(fy * v.height);
+        const at = v === p.viewer ? p : this.screenPoint(v, fx * v.width, fy * v.height);
+        this.drawOneLoupe(this.ensureLoupe(i), v, ix, iy, at);
+      });
+    }
+
+    // Where an image point of a pane lies on screen.
+    screenPoint(v, u, w) {
+      const s = v.scale(), rect = v.canvas.getBoundingClientRect();
+      const x = (u - v.state.cx) * s + v.canvas.width / 2, y = (w - v.state.cy) * s + v.canvas.height / 2;
+      return { viewer: v, x, y, clientX: rect.left + x / v.cssRatio, clientY: rect.top + y / v.cssRatio };
+    }
+
+    drawOneLoupe(loupe, v, ix, iy, p) {
       // At least twice the view's magnification, so the loupe always magnifies.
       const across = Math.floor(LOUPE_SIZE / (2 * v.scale() / v.cssRatio));
       const n = clamp(across - (1 - across % 2), 3, LOUPE_MAX_PIXELS), half = n >> 1;
@@ -609,11 +654,13 @@
       box.style.top = Math.max(0, top) + "px";
     }
 
-    // Made on first use, inside the reader so that it shows in full screen too.
-    ensureLoupe() {
-      if (this.loupe) return this.loupe;
+    // Made on first use, inside the reader so that it shows in full screen too; one per pane.
+    ensureLoupe(index) {
+      this.loupes = this.loupes || [];
+      if (this.loupes[index]) return this.loupes[index];
       const box = document.createElement("div");
       box.className = "loupe";
+      box.dataset.pane = String(index);
       box.setAttribute("aria-hidden", "true");
       const canvas = document.createElement("canvas");
       const ratio = global.devicePixelRatio || 1;
@@ -622,8 +669,8 @@
       const label = document.createElement("span");
       box.append(canvas, label);
       this.root.append(box);
-      this.loupe = { box, canvas, label, small: document.createElement("canvas"), cells: null };
-      return this.loupe;
+      this.loupes[index] = { box, canvas, label, small: document.createElement("canvas"), cells: null };
+      return this.loupes[index];
     }
 
     // ---- What the answer records ----
