@@ -234,10 +234,10 @@ def pool(db, real_folder):
 def test_two_tabs_at_once_on_postgresql(make_study, readers, allow_back):
     if connection.vendor != "postgresql":
         pytest.skip("runs against the PostgreSQL named by DATABASE_URL (CI's second run); SQLite has its own test")
-    study = make_study("paired", cases=CASES, allow_back=allow_back, seed=7 + allow_back)
+    study = make_study("paired", cases=CASES, allow_back=allow_back, seed=7 + allow_back, allow_real_image_reuse=True)
     check_race(study, readers)
     if not allow_back:  # the same request twice at once is the same case in either kind of study
-        check_same_key_race(make_study("paired", cases=CASES, seed=100), readers)
+        check_same_key_race(make_study("paired", cases=CASES, seed=100, allow_real_image_reuse=True), readers)
 
 
 @pytest.mark.parametrize("allow_back", [False, True], ids=["no-going-back", "going-back"])
@@ -289,7 +289,7 @@ def sqlite_race_main(folder: str, allow_back: bool) -> None:
     studies = []
     for seed in (1, 2)[: 1 if allow_back else 2]:
         study = Study.objects.create(name=f"race-{seed}", design="paired", pool=pool, case_count=CASES, seed=seed,
-                                     is_open=True, allow_back=allow_back)
+                                     is_open=True, allow_back=allow_back, allow_real_image_reuse=True)
         study.generators.set([generator])
         prepare(study)
         for reader in readers:
