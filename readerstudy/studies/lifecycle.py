@@ -275,6 +275,40 @@ class StudyLifecycle(models.Model):
         assignment.delete()
         self.log(by, "reader removed", before=reader.username)
 
+    def has_answers(self) -> bool:
+        from readerstudy.studies.models import Answer
+
+        return Answer.objects.filter(slot__assignment__study=self).exists()
+
+    @transaction.atomic
+    def clone(self, name: str, *, by=None, include_readers: bool = True, keep_seed: bool = False):
+        """A new draft with this study's design, settings, sources and questions (and readers if asked).
+
+        A new seed by default: the copy draws its own cases, so its readers see new images.
+        """
+        from readerstudy.studies.models import Question, new_seed
+
+        copy = type(self)(name=name, owner=by if _user(by) else self.owner, design=self.design, pool=self.pool)
+        for field in PROTOCOL_FIELDS:
+            setattr(copy, field, getattr(self, field))
+        copy.name, copy.seed = name, self.seed if keep_seed else new_seed()
+        copy.audit_user = by
+        copy.save()
+        copy.log(by, "cloned", before=self.name, after=f"seed {'kept' if keep_seed else 'new'}: {copy.seed}")
+        copy.generators.set(self.sources())
+        copy.coordinators.set(self.coordinators.all())
+        if self.owner_id and self.owner_id != copy.owner_id:
+            copy.coordinators.add(self.owner_id)
+        for question in self.questions.all():
+            Question.objects.create(
+                study=copy, key=question.key, label=question.label, kind=question.kind, choices=question.choices,
+                required=question.required, truth_from_label=question.truth_from_label, order=question.order,
+            )
+        if include_readers:
+            for assignment in self.assignments.select_related("reader").order_by("reader__username"):
+                copy.add_reader(assignment.reader, by)
+        return copy
+
     def real_images_needed(self) -> int:
         """Real images the draw takes from the pool (as ``draw`` counts them)."""
         blocks = (self.case_count, self.practice_case_count)
