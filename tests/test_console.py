@@ -116,6 +116,7 @@ def test_prepare_open_freeze_close_through_the_console(client, coord, pool, chec
     assert (study.equivalence_margin, study.seed) == (0.1, 42)  # disabled fields ignore what is posted
     assert study.assignments.get(reader=late).slots.count() == 6
     assert study.protocol_hash in client.get(reverse("console:study", args=[study.pk])).content.decode()
+    assert study.protocol_hash in client.get(reverse("report", args=[study.pk])).content.decode()
     confirm = client.get(reverse("console:study_close", args=[study.pk])).content.decode()
     assert "Close the study" in confirm and "3 readers have not finished" in confirm
     assert Study.objects.get(pk=study.pk).is_open  # asking is not closing
@@ -167,3 +168,17 @@ def test_clone_through_the_console(client, coord, make_study, readers):
     copy = Study.objects.get(name="Again")
     assert response.url == reverse("console:study", args=[copy.pk])
     assert copy.owner == coord and copy.seed != study.seed and copy.assignments.count() == 2 and copy.state == State.DRAFT
+
+
+def test_an_answer_after_closing_is_refused_in_words_not_retried(client, coord, make_study, readers):
+    study = make_study("paired", cases=2)
+    Study.objects.filter(pk=study.pk).update(state=State.OPEN, owner=coord)
+    client.login(username="rad", password="pw-rad")
+    assert client.get(f"/studies/{study.pk}/read/").status_code == 200  # serves position 1
+    Study.objects.get(pk=study.pk).close(coord)
+    response = client.post(
+        f"/studies/{study.pk}/answer/1/", {"idempotency_key": "8d1c4c5e-1111-4a6b-9a8e-2b7f0c6a1d11", "answer": "left", "reading_ms": 900},
+        content_type="application/json",
+    )
+    assert response.status_code == 409 and "closed by its coordinator" in response.json()["error"]
+    assert not study.assignments.get(reader=readers[0]).slots.filter(answers__isnull=False).exists()

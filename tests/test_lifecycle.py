@@ -59,7 +59,7 @@ def test_preparation_job_moves_draft_to_ready_and_open_freezes(draft, coordinato
     assert study.protocol_intact()
     assert len(study.protocol["cases"]) == 6
     assert all(c["real_image"] or c["synthetic_image"] for c in study.protocol["cases"])
-    states = [e.after for e in study.audit_log.filter(action="state").order_by("at", "pk")]
+    states = [e.after for e in study.audit_log.filter(action="state changed").order_by("at", "pk")]
     assert states == ["Preparing", "Ready to open", "Open for reading"]
 
 
@@ -73,7 +73,7 @@ def test_failed_preparation_goes_back_to_draft_with_the_reason(draft, coordinato
     assert study.state == State.DRAFT
     job = study.jobs.get()
     assert job.status == "failed" and "does not exist" in job.message
-    assert "preparation failed" in study.audit_log.filter(action="state").first().after
+    assert "preparation failed" in study.audit_log.filter(action="state changed").first().after
 
 
 def test_frozen_protocol_is_refused_at_the_model_level(draft, coordinator, checkpoint):

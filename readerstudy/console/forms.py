@@ -50,6 +50,32 @@ PLAIN_LABELS = {
 }
 
 
+PLAIN_HELP = {
+    "name": "shown to readers and in exports",
+    "generators": "with several, the synthetic cases are dealt out evenly between them",
+    "case_count": "cases every reader reads and the analysis counts",
+    "synthetic_fraction": "e.g. 0.5: half the cases show a synthetic image",
+    "practice_case_count": "read first, with the right answer shown after each",
+    "repeat_count": "scored cases shown a second time, later, to measure each reader's consistency",
+    "instructions": "shown to readers before the first case",
+    "time_limit_seconds": "when it runs out the images are hidden and an answer is still required",
+    "allow_back": "off by default: a first impression is what the study measures",
+    "blank_ms": "a neutral screen between cases, so one image does not linger into the next",
+    "break_every": "",
+    "equivalence_margin": "accuracy within 50 % ± this margin counts as equivalent to chance",
+    "truncation": "",
+    "label": "",
+    "seed": "a new random seed is drawn for every study",
+}
+# The builder's sections, in order; fields a design does not use are left out.
+SECTIONS = [
+    ("Images and cases", ["name", "pool", "generators", "case_count", "synthetic_fraction", "practice_case_count", "repeat_count"]),
+    ("Reading", ["instructions", "time_limit_seconds", "allow_back", "blank_ms", "break_every"]),
+    ("Analysis and generation", ["equivalence_margin", "truncation", "label", "seed"]),
+    ("People", ["readers", "coordinators"]),
+]
+
+
 def readers() -> forms.ModelMultipleChoiceField:
     return forms.ModelMultipleChoiceField(
         User.objects.filter(profile__role=Role.READER, is_active=True).order_by("username"),
@@ -79,9 +105,9 @@ class StudyForm(forms.ModelForm):
         for name in list(self.fields):
             if name not in DESIGN_FIELDS[design] + ["readers", "coordinators"]:
                 del self.fields[name]
-        for name, label in PLAIN_LABELS.items():
-            if name in self.fields:
-                self.fields[name].label = label
+        for name, field in self.fields.items():
+            field.label = PLAIN_LABELS.get(name, field.label)
+            field.help_text = PLAIN_HELP.get(name, field.help_text)
         self.fields["generators"].queryset = Generator.objects.order_by("name")
         self.fields["coordinators"].queryset = (
             User.objects.filter(profile__role=Role.COORDINATOR).exclude(pk=user.pk).order_by("username")
@@ -93,6 +119,9 @@ class StudyForm(forms.ModelForm):
         if self.frozen_reason:
             for name in self.locked_fields():
                 self.fields[name].disabled = True
+
+    def sections(self) -> list[tuple[str, list]]:
+        return [(title, [self[name] for name in names if name in self.fields]) for title, names in SECTIONS]
 
     def _frozen_reason(self) -> str:
         study = self.instance

@@ -34,6 +34,15 @@ class Summary:
     def minutes_per_reader(self) -> float:
         return self.readings_per_reader * self.seconds_per_case / 60
 
+    @property
+    def reading_time(self) -> str:
+        minutes = self.minutes_per_reader
+        if minutes < 1:
+            return "under a minute"
+        if minutes < 90:
+            return f"about {round(minutes)} minute{'s' if round(minutes) != 1 else ''}"
+        return f"about {minutes / 60:.1f} hours"
+
 
 def summary(study: Study) -> Summary:
     problems = list(study.source_problems(study.sources()))
@@ -89,6 +98,7 @@ def monitoring(study: Study) -> list[ReaderRow]:
     excluded = set(study.exclusions.filter(slot__isnull=True).values_list("assignment_id", flat=True))
     for assignment in study.assignments.select_related("reader").order_by("reader__username"):
         done, total = assignment.progress()
+        total = total or study.case_count + study.practice_case_count + study.repeat_count  # before cases are drawn
         answers = Answer.objects.filter(slot__assignment=assignment)
         times = list(answers.filter(question=study.question, revision=0).values_list("reading_ms", flat=True))
         rows.append(ReaderRow(

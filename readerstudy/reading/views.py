@@ -132,6 +132,9 @@ def _bad(message: str, status: int = 400) -> JsonResponse:
 @require_POST
 def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     """Store an answer exactly once. Repeating a request with the same key is harmless."""
+    if Assignment.objects.filter(study_id=study_id, reader=request.user, study__is_open=False).exists():
+        # JSON and a 4xx, so the reading page shows it and does not retry (closed by the coordinator mid-case).
+        return _bad("This study was closed by its coordinator: your answer was not stored.", 409)
     assignment = _assignment(request, study_id)
     try:
         payload = json.loads(request.body)

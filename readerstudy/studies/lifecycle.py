@@ -207,7 +207,7 @@ class StudyLifecycle(models.Model):
             self.frozen_at = timezone.now()
             fields += ["protocol", "protocol_hash", "frozen_at"]
         self.save(update_fields=fields)
-        self.log(by, "state", field="state", before=State(current).label, after=State(to).label + (f": {note}" if note else ""))
+        self.log(by, "state changed", before=State(current).label, after=State(to).label + (f": {note}" if note else ""))
 
     @transaction.atomic
     def start_preparing(self, by) -> None:
