@@ -67,6 +67,11 @@ def test_coordinator_builds_prepares_opens_monitors_clones_and_closes(
         coordinator.wait_for_selector("h1:has-text('Coordinator console')")
         shot(coordinator, "01-dashboard-empty")
 
+        coordinator.click("text=New mixed study")
+        coordinator.wait_for_selector("legend:has-text('Further questions')")
+        assert coordinator.locator("#id_synthetic_fraction").count() == 1
+        shot(coordinator, "01b-builder-mixed")
+        coordinator.go_back()
         press_tab_to(coordinator, "New paired study")
         coordinator.keyboard.press("Enter")
         coordinator.wait_for_selector("text=which is synthetic")

@@ -126,7 +126,7 @@ class StudyForm(forms.ModelForm):
     def _frozen_reason(self) -> str:
         study = self.instance
         if study.is_frozen:
-            return "The protocol was frozen when the study was opened; only readers and coordinators can change."
+            return "The protocol was frozen when the study was opened: only the name, the readers and the coordinators can change."
         if study.pk and study.cases.exists():
             return "Cases are drawn: the design, pool, sources, seed and case counts are fixed (clone the study to change them)."
         return ""
