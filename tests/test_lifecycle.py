@@ -181,3 +181,14 @@ def test_clone_copies_design_questions_and_readers_with_a_new_seed(draft, coordi
     assert set(copy.assignments.values_list("reader", flat=True)) == set(draft.assignments.values_list("reader", flat=True))
     same = draft.clone("Pelvis 3", by=coordinator, include_readers=False, keep_seed=True)
     assert same.seed == draft.seed and not same.assignments.exists()
+
+
+def test_draw_settings_are_fixed_from_preparation_on(draft, coordinator):
+    study = prepared(draft, coordinator)
+    study.case_count = 4
+    with pytest.raises(ValidationError, match="the cases are drawn: case_count"):
+        study.save()
+    study = Study.objects.get(pk=study.pk)
+    study.equivalence_margin = 0.2  # not drawn on, and not frozen until the study opens
+    study.save()
+    assert Study.objects.get(pk=study.pk).equivalence_margin == 0.2

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.forms import inlineformset_factory
 
 from readerstudy.accounts.models import Role
-from readerstudy.studies.lifecycle import PROTOCOL_FIELDS
+from readerstudy.studies.lifecycle import PROTOCOL_FIELDS, State
 from readerstudy.studies.models import Design, Generator, Question, Study
 
 COMMON_FIELDS = [
@@ -127,6 +127,8 @@ class StudyForm(forms.ModelForm):
         study = self.instance
         if study.is_frozen:
             return "The protocol was frozen when the study was opened: only the name, the readers and the coordinators can change."
+        if study.state == State.PREPARING:
+            return "The study is being prepared: the design, pool, sources, seed and case counts are fixed."
         if study.pk and study.cases.exists():
             return "Cases are drawn: the design, pool, sources, seed and case counts are fixed (clone the study to change them)."
         return ""

@@ -35,6 +35,11 @@ PROTOCOL_FIELDS = [
     "equivalence_margin", "practice_case_count", "time_limit_seconds", "allow_back", "blank_ms", "break_every",
     "repeat_count",
 ]
+# What the draw of cases depends on: fixed from preparation on, before the whole protocol freezes.
+DRAW_FIELDS = [
+    "design", "pool_id", "seed", "case_count", "practice_case_count", "repeat_count", "synthetic_fraction",
+    "truncation", "label",
+]
 # Changed only through the lifecycle methods, which log the change themselves.
 NOT_AUDITED_AS_SETTINGS = {"state", "is_open", "protocol", "protocol_hash", "frozen_at"}
 
@@ -143,18 +148,22 @@ class StudyLifecycle(models.Model):
         return type(self).objects.filter(pk=self.pk).first()
 
     def frozen_changes(self, stored) -> list[str]:
-        """Protocol fields that differ from the stored, frozen study."""
-        if stored is None or not stored.is_frozen:
-            return []
-        return [name.removesuffix("_id") for name in PROTOCOL_FIELDS if getattr(stored, name) != getattr(self, name)]
+        """Fields that differ from the stored study although its state fixes them."""
+        if stored is None or (stored.state == State.DRAFT and not stored.cases.exists()):
+            return []  # a draft whose cases are not drawn (or whose preparation failed before drawing)
+        fixed = PROTOCOL_FIELDS if stored.is_frozen else DRAW_FIELDS
+        return [name.removesuffix("_id") for name in fixed if getattr(stored, name) != getattr(self, name)]
 
     def refuse_frozen_changes(self, stored=None) -> None:
-        changed = self.frozen_changes(stored if stored is not None else self._stored())
-        if changed:
+        stored = stored if stored is not None else self._stored()
+        changed = self.frozen_changes(stored)
+        if changed and stored.is_frozen:
             raise ValidationError(
                 f"the protocol was frozen when the study was opened: {', '.join(changed)} can no longer change "
                 "(clone the study to run a changed protocol)"
             )
+        if changed:
+            raise ValidationError(f"the cases are drawn: {', '.join(changed)} can no longer change (clone the study instead)")
 
     def save(self, *args, **kwargs):
         stored = self._stored()
