@@ -238,3 +238,12 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
 # The header a TLS-terminating proxy sets, e.g. HTTP_X_FORWARDED_PROTO (the proxy must overwrite it).
 if proxy_header := os.getenv("SECURE_PROXY_SSL_HEADER", ""):
     SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
+# Email (console reminders; engineer 10a): printed to the console unless configured, e.g.
+# EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend with EMAIL_HOST and EMAIL_PORT.
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "readerstudy@localhost")

@@ -4,8 +4,9 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
-from readerstudy.studies.generation import GenerationError, prepare
-from readerstudy.studies.models import Answer, Assignment, Case, Generator, Question, Study
+from readerstudy.jobs.engine import enqueue
+from readerstudy.studies.lifecycle import State
+from readerstudy.studies.models import Answer, Assignment, AuditEntry, Case, Exclusion, Generator, Question, Study
 
 
 @admin.register(Generator)
@@ -22,7 +23,9 @@ class GeneratorAdmin(admin.ModelAdmin):
 class StudyForm(forms.ModelForm):
     class Meta:
         model = Study
-        exclude = ["readers"]  # readers are added in the assignments below, each with their own seed
+        # Readers are added in the assignments below, each with their own seed; whether readers may
+        # read follows the lifecycle actions (Study.open/close), never a checkbox.
+        exclude = ["readers", "is_open"]
 
     def clean(self):
         cleaned = super().clean()
@@ -44,6 +47,8 @@ class QuestionInline(admin.TabularInline):
     extra = 0
 
     def _open_to_change(self, study: Study | None) -> bool:
+        if study is not None and study.is_frozen:
+            return False
         return study is None or not Answer.objects.filter(slot__assignment__study=study).exists()
 
     def has_add_permission(self, request, obj=None):
@@ -69,10 +74,10 @@ class AssignmentInline(admin.TabularInline):
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
     form = StudyForm
-    list_display = ["name", "design", "pool", "sources", "case_count", "is_open", "created_at"]
-    list_filter = ["design", "is_open"]
+    list_display = ["name", "design", "pool", "sources", "case_count", "state", "created_at"]
+    list_filter = ["design", "state"]
     inlines = [QuestionInline, AssignmentInline]
-    readonly_fields = ["planning", "privacy"]
+    readonly_fields = ["state", "protocol_hash", "planning", "privacy"]
 
     @admin.display(description="Synthetic sources")
     def sources(self, study: Study) -> str:
@@ -93,6 +98,10 @@ class StudyAdmin(admin.ModelAdmin):
         )
     actions = ["prepare_and_open", "close"]
 
+    def save_model(self, request, obj, form, change):
+        obj.audit_user = request.user  # the audit log names who changed what
+        super().save_model(request, obj, form, change)
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         study = form.instance
@@ -100,26 +109,31 @@ class StudyAdmin(admin.ModelAdmin):
             for assignment in study.assignments.all():
                 study.assign(assignment.reader)
 
-    @admin.action(description="Draw cases, generate synthetic images and open for reading")
+    @admin.action(description="Prepare (draw cases, generate synthetic images) and open for reading")
     def prepare_and_open(self, request, queryset):
+        """The same lifecycle methods and background job as the console."""
         for study in queryset:
             try:
-                prepare(study)
+                if study.state == State.DRAFT:
+                    study.start_preparing(request.user)
+                    enqueue("prepare_study", study=study, user=request.user)
+                    study.refresh_from_db()
+                if study.state == State.PREPARING:
+                    self.message_user(request, f"{study}: preparing in the background; open it when it is ready")
+                    continue
+                study.open(request.user)
             except ValidationError as error:
                 self.message_user(request, f"{study}: {'; '.join(error.messages)}", messages.ERROR)
                 continue
-            except GenerationError as error:
-                self.message_user(request, f"{study}: {error}", messages.ERROR)
-                continue
-            for assignment in study.assignments.select_related("reader"):
-                study.assign(assignment.reader)
-            study.is_open = True
-            study.save(update_fields=["is_open"])
             self.message_user(request, f"{study}: {study.cases.count()} cases ready and open")
 
     @admin.action(description="Close for reading")
     def close(self, request, queryset):
-        queryset.update(is_open=False)
+        for study in queryset:
+            try:
+                study.close(request.user)
+            except ValidationError as error:
+                self.message_user(request, f"{study}: {'; '.join(error.messages)}", messages.ERROR)
 
 
 @admin.register(Case)
@@ -144,3 +158,21 @@ class AnswerAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(AnswerAdmin):
+    """Read-only: the audit log is append-only."""
+
+    list_display = ["study", "at", "by", "action", "field", "before", "after"]
+    list_filter = ["study"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+
+@admin.register(Exclusion)
+class ExclusionAdmin(AnswerAdmin):
+    """Read-only: exclusions are recorded in the console, with their reason, and never removed."""
+
+    list_display = ["study", "assignment", "slot", "reason", "by", "at"]
+    list_filter = ["study"]
+    readonly_fields = [f.name for f in Exclusion._meta.fields]

@@ -9,6 +9,7 @@ from django.conf import settings
 from readerstudy.jobs.engine import JobError, handler, spread
 from readerstudy.jobs.models import Job
 from readerstudy.studies.generation import GenerationError, generate_pending, generation_batch_size
+from readerstudy.studies.lifecycle import State
 
 
 @handler("prepare_study", queue="gpu")
@@ -19,6 +20,19 @@ def prepare_study(job: Job) -> None:
     found by their generation key, so nothing is made or stored twice.
     """
     study = job.study
+    try:
+        _prepare(job, study)
+    except Exception as error:
+        # Back to draft, with the reason in the audit log; the job records it for the page too.
+        reason = "; ".join(error.messages) if hasattr(error, "messages") else str(error)
+        if study.state == State.PREPARING:
+            study.fail_preparing(job.created_by, reason)
+        raise
+    if study.state == State.PREPARING:
+        study.finish_preparing(job.created_by)
+
+
+def _prepare(job: Job, study) -> None:
     study.build_cases()
     needed = study.cases.filter(synthetic_seed__isnull=False).count()
 

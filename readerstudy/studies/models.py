@@ -21,6 +21,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from readerstudy.archive.models import Image, Pool, Source
+from readerstudy.studies.lifecycle import StudyLifecycle
 
 
 def new_seed() -> int:
@@ -116,7 +117,7 @@ class Design(models.TextChoices):
     MIXED = "mixed", "Mixed: single images, real or synthetic"
 
 
-class Study(models.Model):
+class Study(StudyLifecycle):  # lifecycle, coordinators, frozen protocol: lifecycle.py
     name = models.CharField(max_length=200, unique=True)
     design = models.CharField(max_length=10, choices=Design.choices)
     pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="studies")
@@ -179,6 +180,7 @@ class Study(models.Model):
         return "which_is_synthetic" if self.design == Design.PAIRED else "real_or_synthetic"
 
     def clean(self) -> None:
+        self.refuse_frozen_changes()
         if not 0.0 < self.synthetic_fraction < 1.0 and self.design == Design.MIXED:
             raise ValidationError({"synthetic_fraction": "must be strictly between 0 and 1"})
         if self.truncation <= 0 or self.truncation > 1.0:
@@ -378,6 +380,18 @@ class Question(models.Model):
             raise ValidationError({"choices": "give at least two choices"})
         if self.study_id and self.study.design == Design.PAIRED:
             raise ValidationError("further questions are asked of single images: use a mixed study")
+
+    def refuse_if_frozen(self) -> None:
+        if self.study.is_frozen:
+            raise ValidationError("the protocol was frozen when the study was opened: its questions can no longer change")
+
+    def save(self, *args, **kwargs):
+        self.refuse_if_frozen()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self.refuse_if_frozen()
+        return super().delete(*args, **kwargs)
 
     def choice_list(self) -> list[str]:
         return [c.strip() for c in self.choices.split(",") if c.strip()]
@@ -732,3 +746,5 @@ class ServedImage(models.Model):
                 except IntegrityError:  # a concurrent request made it first
                     found[image.pk] = cls.objects.get(assignment=assignment, image=image).token
         return [found[image.pk] for image in images]
+# Append-only records of a study (audit log, exclusions) live in records.py.
+from readerstudy.studies.records import AuditEntry, Exclusion  # noqa: E402,F401

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from readerstudy.accounts.models import Profile, Role, Specialty
 from readerstudy.archive.importing import import_images
 from readerstudy.archive.models import Pool
-from readerstudy.studies.generation import prepare
+from readerstudy.jobs.engine import enqueue
+from readerstudy.studies.lifecycle import State
 from readerstudy.studies.models import Design, Generator, Study
 
 DEMO_POOL = "demo-chest"
@@ -50,17 +52,33 @@ class Command(BaseCommand):
         generator = self.register_generator()
         passwords = self.create_people()
         readers = [User.objects.get(username=name) for name, role, *_ in DEMO_PEOPLE if role == Role.READER]
+        coordinator = User.objects.get(username="coordinator")
         for name, design, cases, seed in DEMO_STUDIES:
             study, created = Study.objects.get_or_create(
-                name=name, defaults=dict(design=design, pool=pool, case_count=cases, seed=seed, instructions=INSTRUCTIONS)
+                name=name, defaults=dict(design=design, pool=pool, case_count=cases, seed=seed, instructions=INSTRUCTIONS,
+                                         owner=coordinator)
             )
             if created:
                 study.generators.set([generator])
-            self.stdout.write(f"Preparing {name}: drawing {cases} cases and generating synthetic images…")
-            prepare(study)
+            if study.owner_id is None:  # a demo built before studies had owners
+                study.owner = coordinator
+                study.save(update_fields=["owner"])
             for reader in readers:
-                study.assign(reader)
-            Study.objects.filter(pk=study.pk).update(is_open=True)
+                study.add_reader(reader, coordinator)
+            if study.state in (State.DRAFT, State.PREPARING):  # preparing: a build interrupted earlier
+                self.stdout.write(f"Preparing {name}: drawing {cases} cases and generating synthetic images…")
+                # Through the same lifecycle and job as the console.
+                if study.state == State.DRAFT:
+                    study.start_preparing(coordinator)
+                job = enqueue("prepare_study", study=study, user=coordinator)
+                while job.is_active:  # in whatever mode the jobs run (a thread by default): wait for it
+                    time.sleep(0.5)
+                    job.refresh_from_db()
+                study.refresh_from_db()
+                if study.state != State.READY:
+                    raise CommandError(f"{name}: preparation failed: {job.message}")
+            if study.state == State.READY:
+                study.open(coordinator)
 
         self.stdout.write(self.style.SUCCESS("\nThe demo is ready."))
         self.stdout.write(f"Open http://{addr}/ and log in as one of:")
@@ -98,8 +116,8 @@ class Command(BaseCommand):
             user, _ = User.objects.get_or_create(username=name)
             passwords[name] = secrets.token_urlsafe(9)
             user.set_password(passwords[name])
-            user.is_staff = role == Role.COORDINATOR
-            user.is_superuser = role == Role.COORDINATOR
+            # The demo coordinator is an ordinary coordinator: the console needs no staff or superuser rights.
+            user.is_staff = user.is_superuser = False
             user.save()
             Profile.objects.update_or_create(user=user, defaults={"role": role, "specialty": specialty, "years_experience": years})
         return passwords
