@@ -185,3 +185,12 @@ def test_bad_weights_are_refused(sas_rows, tmp_path):
         _analyze(sas_rows, tmp_path, "--scale", "grade=interval")
     with pytest.raises(ValueError):
         agreement_weights([[1, 2], [2, 1]], 2)
+
+
+def test_report_kappas_never_print_a_zero_width_interval():
+    from readerstudy.analysis.statistics.stats import cohens_kappa, fleiss_kappa
+
+    perfect = cohens_kappa(["real", "synthetic"] * 5, ["real", "synthetic"] * 5, ["real", "synthetic"])
+    assert perfect.estimate == 1.0 and perfect.ci is None and "no interval" in perfect.note
+    one_case = fleiss_kappa([[2, 1]], n_boot=10)
+    assert one_case.estimate is None and "one case" in one_case.note

@@ -82,6 +82,11 @@ def test_one_source_leaves_the_report_as_it_was():
     assert "sources" not in before and "sources" not in after
     assert "gan-a" in after["mrmc"].pop("comparison_note")
     before["mrmc"].pop("comparison_note")
+    # Per-case results and reading times name the source where the rows do (issue 13); the figures are the same.
+    assert {c["source"] for c in after.pop("cases")["cases"]} == {"gan-a", None}
+    assert {c["source"] for c in before.pop("cases")["cases"]} == {None}
+    assert [g["median"] for g in after.pop("reading_time")["by_source"]] == \
+        [g["median"] for g in before.pop("reading_time")["by_source"]]
     assert after == before
 
 

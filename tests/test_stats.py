@@ -108,7 +108,8 @@ def test_unused_category_still_counts():
     # Truth entirely one category, answers split: kappa is defined (0 here).
     result = cohens_kappa(["synthetic"] * 4, ["synthetic", "real", "synthetic", "real"], ("real", "synthetic"))
     assert result.estimate == pytest.approx(0.0)
-    assert result.note is None
+    # Its SE is 0: no zero-width interval is printed, and the note says why (issue 13).
+    assert result.se == 0 and result.ci is None and "no interval" in result.note
 
 
 def test_kappa_degenerate_inputs():
@@ -123,7 +124,7 @@ def test_kappa_degenerate_inputs():
 def test_perfect_agreement():
     result = cohens_kappa(["a", "b", "a", "b"], ["a", "b", "a", "b"], ("a", "b"))
     assert result.estimate == 1.0
-    assert not any(math.isnan(x) for x in (result.se, *result.ci))
+    assert result.se == 0 and result.ci is None and "no interval" in result.note  # not a zero-width interval
 
 
 def test_quadratic_weighted_kappa_by_hand():
@@ -254,7 +255,7 @@ def test_weighted_kappa_uses_the_scores_for_spacing():
 
 def test_kappa_interval_stays_within_minus_one_and_one():
     result = cohens_kappa(["a"] * 9 + ["b"], ["a"] * 9 + ["b"], ("a", "b"))
-    assert result.estimate == 1.0 and result.ci[1] <= 1.0
+    assert result.estimate == 1.0 and result.ci is None  # SE 0: no interval rather than [1, 1]
     near = cohens_kappa(["a", "a", "b", "b", "a"], ["a", "a", "b", "b", "b"], ("a", "b"))
     assert -1.0 <= near.ci[0] and near.ci[1] <= 1.0
 

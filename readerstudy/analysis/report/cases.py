@@ -27,7 +27,8 @@ from .format import _r
 
 CASE_COLUMNS = ("study", "case", "truth", "source", "n_readers", "n_wrong", "share_wrong",
                 *(f"{name}_{specialty}" for specialty in SPECIALTIES for name in ("n", "share_wrong")),
-                "mean_confidence", "median_reading_ms", "machine_score")
+                "mean_confidence", "median_reading_ms", "machine_score",
+                "rule", "interim", "study_state", "last_answer_at", "generated_at", "software")
 WRONG_MEANING = {
     "paired": "share of readers who picked the real image as the synthetic one (fooled by the synthetic image)",
     "mixed": "share of readers who answered wrongly: synthetic called real (fooled), or real called synthetic",
@@ -83,9 +84,15 @@ def _order(case: str) -> tuple:
 
 
 def case_rows(report: dict) -> list[dict]:
-    """The per-case results of every study as flat rows (CASE_COLUMNS), for CSV."""
+    """The per-case results of every study as flat rows (CASE_COLUMNS), for CSV, stamped like the report."""
     out = []
+    stamp = report.get("stamp") or {}
+    states = {s["study"]: s for s in stamp.get("studies", [])}
     for study in report["studies"]:
+        state = states.get(study["study"], {})
+        stamped = {"rule": study["completeness"]["rule"], "interim": study["completeness"]["interim"],
+                   "study_state": state.get("state"), "last_answer_at": state.get("last_answer_at"),
+                   "generated_at": stamp.get("generated_at"), "software": stamp.get("software")}
         for case in (study.get("cases") or {}).get("cases", []):
             row = {"study": study["study"], **{k: case[k] for k in ("case", "truth", "source", "n_readers",
                                                                      "n_wrong", "share_wrong", "mean_confidence",
@@ -94,5 +101,5 @@ def case_rows(report: dict) -> list[dict]:
                 own = case["specialties"].get(specialty)
                 row[f"n_{specialty}"] = own["n"] if own else 0
                 row[f"share_wrong_{specialty}"] = own["share_wrong"] if own else None
-            out.append(row)
+            out.append({**row, **stamped})
     return out

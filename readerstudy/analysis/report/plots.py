@@ -76,8 +76,8 @@ def report_figures(report: dict) -> dict[str, str]:
     return figures
 
 
-INTERIM_MARK = ('<text x="99%" y="14" font-size="12" font-weight="bold" text-anchor="end" fill="#D55E00" '
-                'class="interim-mark">INTERIM: not every reader has finished</text>')
+INTERIM_MARK = ('<text x="99%" y="99%" font-size="11" font-weight="bold" text-anchor="end" fill="#D55E00" '
+                'class="interim-mark">INTERIM report: figures may change</text>')
 
 
 def _mark_interim(svg: str) -> str:

@@ -253,6 +253,9 @@ def kappa_result(n: int, kappa: float, var: float) -> Kappa:
     if math.isnan(var):
         return Kappa(n, float(kappa), None, None, "standard error not defined for this table")
     se = math.sqrt(var)
+    if se <= 1e-8 * max(abs(float(kappa)), 1.0):
+        # A zero (or float-noise) SE, e.g. perfect agreement: no zero-width interval is printed.
+        return Kappa(n, float(kappa), se, None, "no interval: the standard error is zero (e.g. perfect agreement)")
     # Kappa lies in [-1, 1]; the Wald interval is clipped to it.
     return Kappa(n, float(kappa), se, (max(-1.0, float(kappa) - Z * se), min(1.0, float(kappa) + Z * se)))
 
@@ -338,6 +341,9 @@ def fleiss_kappa(counts: ArrayLike, *, n_boot: int = 2000, seed: int = 0) -> Fle
         raise ValueError("every item must have the same number of ratings")
     if n_raters < 2:
         return FleissKappa(n_items, n_raters, None, None, n_boot, 0, seed, "not defined: needs at least two readers")
+    if n_items < 2:
+        return FleissKappa(n_items, n_raters, None, None, n_boot, 0, seed,
+                           "not defined: one case only (chance agreement cannot be estimated from one case)")
     if np.any(table.sum(axis=0) == table.sum()):
         return FleissKappa(n_items, n_raters, None, None, n_boot, 0, seed, ONE_CATEGORY)
     estimate = float(inter_rater.fleiss_kappa(table))

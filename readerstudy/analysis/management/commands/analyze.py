@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from django.conf import settings
@@ -14,7 +15,8 @@ from readerstudy.analysis.report.plots import report_figures
 from readerstudy.analysis.report import FLAT_COLUMNS, build_report, flat_rows
 from readerstudy.analysis.report.completeness import DEFAULT_RULE, RULES, read_exclusions
 from readerstudy.analysis.report.format import for_display
-from readerstudy.analysis.report.stamps import make_stamp
+from readerstudy.analysis.report.stamps import make_stamp, software_version
+from readerstudy.analysis.tidy import utc_text
 from readerstudy.analysis.tidy import TidyFormatError, read_csv
 
 # The site's stylesheet is not available to a saved file, so the standalone
@@ -115,6 +117,8 @@ class Command(BaseCommand):
             report = imrmc.mrmc_report(imrmc.from_imrmc(text))
         except imrmc.ImrmcFormatError as error:
             raise CommandError(f"{file}: {error}") from None
+        report["stamp"] = {"generated_at": utc_text(datetime.now(timezone.utc)), "software": software_version(),
+                           "source": f"file {Path(file).name}", "studies": []}
         if output_format == "json":
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
         elif output_format == "csv":
