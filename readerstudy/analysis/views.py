@@ -40,9 +40,7 @@ def _report(study: Study, rule: str = DEFAULT_RULE) -> dict:
         readers=tuple(study.assignments.values_list("reader__username", flat=True)),
         cases=tuple(str(index + 1) for index in study.cases.filter(is_practice=False).values_list("index", flat=True)),
     )
-    state = {"state": "open" if study.is_open else "closed",
-             # Study.protocol_hash comes with the study lifecycle (frozen protocols); None until then.
-             "protocol_hash": getattr(study, "protocol_hash", None)}
+    state = {"state": str(study.state), "protocol_hash": study.protocol_hash or None}
     stamp = make_stamp(rows, source="site", states={study.name: state})
     scales = {q.key: q.scale for q in study.questions.all() if q.kind == "choice" and getattr(q, "scale", "")}
     return build_report(rows, margin=study.equivalence_margin, questions=questions, rule=rule, scales=scales,
@@ -80,20 +78,12 @@ def _gallery(study: Study, report: dict) -> dict[str, dict]:
 
 
 def recorded_exclusions(study: Study) -> list[Exclusion]:
-    """The study's recorded exclusions (a reader, or one reading, with its reason).
-
-    Reads `study.exclusions` (one row per exclusion: reader, case index or
-    None for the whole reader, reason) where the study has such records;
-    without them there are none."""
-    records = getattr(study, "exclusions", None)
-    if records is None:
-        return []
+    """The study's recorded exclusions (studies.records.Exclusion): a whole reader, or one
+    reading, named by its case number as in the tidy CSV, with the reason."""
     out = []
-    for record in records.all():
-        case = getattr(record, "case", None)
-        index = getattr(case, "index", case)
-        out.append(Exclusion(study.name, record.reader.username, None if index is None else str(index + 1),
-                             record.reason))
+    for record in study.exclusions.select_related("assignment__reader", "slot__case"):
+        case = str(record.slot.case.index + 1) if record.slot_id else None
+        out.append(Exclusion(study.name, record.assignment.reader.username, case, record.reason))
     return out
 
 
