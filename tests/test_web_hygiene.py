@@ -170,3 +170,15 @@ def test_check_deploy_is_clean_under_the_documented_production_environment(tmp_p
     # And the check is real: without the HTTPS settings it warns.
     plain = deploy_check(tmp_path, {k: v for k, v in PRODUCTION_ENV.items() if not k.startswith("SECURE_")})
     assert plain.returncode != 0 and "security.W004" in plain.stdout + plain.stderr
+
+
+def test_lockout_counts_the_client_behind_the_trusted_proxies(settings, rf):
+    from readerstudy.hygiene import client_address
+
+    request = rf.get("/login/", HTTP_X_FORWARDED_FOR="6.6.6.6, 1.2.3.4", REMOTE_ADDR="10.0.0.9")
+    settings.PROXY_COUNT = 0
+    assert client_address(request) == "10.0.0.9"  # no proxy trusted: the header may be forged
+    settings.PROXY_COUNT = 1
+    assert client_address(request) == "1.2.3.4"  # what our proxy saw; 6.6.6.6 was written by the client
+    settings.PROXY_COUNT = 3
+    assert client_address(request) == "10.0.0.9"
