@@ -47,7 +47,7 @@ def normalised_page(client, study) -> str:
     html = client.get(f"/studies/{study.pk}/read/").content.decode()
     html = re.sub(r"/img/[A-Za-z0-9_-]+", "/img/TOKEN", html)
     html = re.sub(r'(data-idempotency-key|name="csrfmiddlewaretoken" value|data-answer-url|data-position)="[^"]*"', r'\1=""', html)
-    return re.sub(r"[Cc]ase \d+ of|width: \d+%|aria-valuenow=\"\d+\"", "", html)
+    return re.sub(r"[Cc]ase \d+ of|width: \d+%|aria-valuenow=\"\d+\"|max=\"100\" value=\"\d+\"", "", html)
 
 
 def answer_current(client, study, slot) -> None:
