@@ -152,7 +152,9 @@ PRODUCTION_ENV = {
 
 
 def deploy_check(tmp_path, extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    # Only the documented variables: nothing the test run itself sets (browser tests set
+    # DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy rightly refuses) leaks into the check.
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
     env.update(extra, READERSTUDY_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="readerstudy.settings")
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
