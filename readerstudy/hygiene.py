@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from axes.backends import AxesStandaloneBackend
+from django.conf import settings
 from django.http import Http404
 
 # The largest primary key any supported database can hold (a signed 64-bit integer).
@@ -41,3 +42,18 @@ class LoginLockoutBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def client_address(request) -> str | None:
+    """The client's address for login lockout, trusting exactly ``PROXY_COUNT`` reverse proxies.
+
+    Each proxy appends the address it received the request from to
+    X-Forwarded-For, so with N proxies the client is the N-th entry from the
+    right; anything further left was written by the client and may be forged.
+    """
+    count = settings.PROXY_COUNT
+    if count:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= count:
+            return forwarded[-count]
+    return request.META.get("REMOTE_ADDR")

@@ -208,9 +208,9 @@ AXES_COOLOFF_TIME = envint("LOGIN_LOCKOUT_MINUTES", "15") / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Behind a reverse proxy the client address is the proxy's unless told how many proxies to skip.
-AXES_IPWARE_PROXY_COUNT = envint("PROXY_COUNT", "0") or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+# Behind a reverse proxy the client address is the proxy's unless told how many proxies to trust.
+PROXY_COUNT = envint("PROXY_COUNT", "0")
+AXES_CLIENT_IP_CALLABLE = "readerstudy.hygiene.client_address"
 
 # Strict CSP: scripts, styles, images, fetches only from this site; no inline script, no inline
 # style (the report's SVG figures use presentation attributes, which CSP does not govern), no

@@ -113,7 +113,7 @@ def normalised_page(client, study) -> str:
     # data-prefetch names the next case's images (none after the last case); the browser test
     # in test_reading_room.py checks that prefetching does not depend on the source.
     html = re.sub(r'(data-idempotency-key|name="csrfmiddlewaretoken" value|data-answer-url|data-position|data-prefetch)="[^"]*"', r'\1=""', html)
-    return re.sub(r"[Cc]ase \d+ of|width: \d+%|aria-valuenow=\"\d+\"", "", html)
+    return re.sub(r"[Cc]ase \d+ of|width: \d+%|aria-valuenow=\"\d+\"|max=\"100\" value=\"\d+\"", "", html)
 
 
 def answer_current(client, study, slot) -> None:

@@ -152,7 +152,9 @@ PRODUCTION_ENV = {
 
 
 def deploy_check(tmp_path, extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    # Only the documented variables: nothing the test run itself sets (browser tests set
+    # DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy rightly refuses) leaks into the check.
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
     env.update(extra, READERSTUDY_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="readerstudy.settings")
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -170,3 +172,15 @@ def test_check_deploy_is_clean_under_the_documented_production_environment(tmp_p
     # And the check is real: without the HTTPS settings it warns.
     plain = deploy_check(tmp_path, {k: v for k, v in PRODUCTION_ENV.items() if not k.startswith("SECURE_")})
     assert plain.returncode != 0 and "security.W004" in plain.stdout + plain.stderr
+
+
+def test_lockout_counts_the_client_behind_the_trusted_proxies(settings, rf):
+    from readerstudy.hygiene import client_address
+
+    request = rf.get("/login/", HTTP_X_FORWARDED_FOR="6.6.6.6, 1.2.3.4", REMOTE_ADDR="10.0.0.9")
+    settings.PROXY_COUNT = 0
+    assert client_address(request) == "10.0.0.9"  # no proxy trusted: the header may be forged
+    settings.PROXY_COUNT = 1
+    assert client_address(request) == "1.2.3.4"  # what our proxy saw; 6.6.6.6 was written by the client
+    settings.PROXY_COUNT = 3
+    assert client_address(request) == "10.0.0.9"
