@@ -143,6 +143,12 @@ IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(512 * 1024 * 1024))
 IMPORT_MAX_PIXELS = envint("IMPORT_MAX_PIXELS", str(64 * 1024 * 1024))
 # Where generator checkpoints registered by name are looked up.
 CHECKPOINT_DIRS = [Path(p) for p in envlist("CHECKPOINT_DIRS", str(BASE_DIR / "generator" / "checkpoints"))]
+# Coordinator uploads (engineer 10b): archives wait here for their import job; uploaded generator
+# files are kept under UPLOADED_CHECKPOINT_DIR, which is always one of CHECKPOINT_DIRS.
+UPLOAD_STAGING_DIR = Path(os.getenv("UPLOAD_STAGING_DIR", VAR_DIR / "uploads"))
+UPLOADED_CHECKPOINT_DIR = Path(os.getenv("UPLOADED_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
+if UPLOADED_CHECKPOINT_DIR not in CHECKPOINT_DIRS:
+    CHECKPOINT_DIRS.append(UPLOADED_CHECKPOINT_DIR)
 # Device for in-process sampling: "auto" picks CUDA when present.
 GENERATOR_DEVICE = os.getenv("GENERATOR_DEVICE", "auto")
 
@@ -150,6 +156,18 @@ GENERATOR_DEVICE = os.getenv("GENERATOR_DEVICE", "auto")
 # caller, "celery" on workers (the default when a broker is configured).
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "")
 JOBS_MODE = os.getenv("JOBS_MODE", "")
+
+# Mail: invitations and password reset (engineer 10b). The console backend prints mail to the
+# log (the embedded default); set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and the
+# EMAIL_* variables to send it.
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "readerstudy@localhost")
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", str(3 * 24 * 3600))
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from readerstudy.accounts import views as accounts
 from readerstudy.analysis import views as analysis
 from readerstudy.reading import views as reading
 
@@ -21,5 +22,11 @@ urlpatterns = [
     path("studies/<int:study_id>/ratings.imrmc", analysis.answers_imrmc, name="answers_imrmc"),
     path("studies/<int:study_id>/power/", analysis.power, name="power"),
     path("console/", include("readerstudy.console.urls")),
+    # Readers: invitations and password reset (engineer 10b)
+    path("invite/<str:token>/", accounts.accept_invitation, name="accept_invitation"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
 ]
