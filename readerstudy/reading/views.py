@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from readerstudy.accounts.models import profile_of
 from readerstudy.archive.encoding import CONTENT_TYPE
 from readerstudy.archive.models import Image
-from readerstudy.studies.models import Answer, Assignment, Design, Slot, Study
+from readerstudy.studies.models import Answer, Assignment, Design, Phase, Slot, Study
 
 MAX_READING_MS = 24 * 3600 * 1000
 MAX_CLIENT_BYTES = 20_000
@@ -62,10 +62,14 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     study = assignment.study
     if not study.is_ready():
         return render(request, "reading/not_ready.html", {"study": study}, status=503)
+    if opens_at := assignment.waiting_until():  # a wash-out: the repeat block is not served before its date
+        return render(request, "reading/washout.html", {"study": study, "opens_at": opens_at})
     slot = assignment.next_slot()
     if slot is None:
         assignment.mark_completed_if_done()
         return render(request, "reading/finished.html", {"study": study})
+    if slot.phase == Phase.REVEAL and slot.position == study.case_count + 1 and slot.first_served_at is None and "continue" not in request.GET:
+        return render(request, "reading/reveal.html", {"study": study})  # told only now, after every image was graded
     scored_index = slot.position - study.practice_case_count - 1
     takes_break = (
         study.break_every and not slot.case.is_practice and scored_index > 0
@@ -99,9 +103,15 @@ def _case_page(request: HttpRequest, assignment: Assignment, slot: Slot) -> Http
     else:
         panes[0]["label"] = "Image"
     previous = {a.question: a for a in slot.answers.filter(revision=slot.latest_revision() or 0)}
+    main_question, further = slot.questions_to_ask()
     questions = [
-        {"question": q, "previous": previous[q.key].answer if q.key in previous else ""} for q in study.questions.all()
+        {"question": q, "previous": previous[q.key].answer if q.key in previous else ""} for q in further
     ]
+    if slot.phase in (Phase.GRADE, Phase.REVEAL):  # grade-then-reveal: each block counts its own cases
+        number, count = (slot.position, study.case_count) if slot.phase == Phase.GRADE else (slot.position - study.case_count, study.case_count)
+    else:
+        number = slot.position if slot.case.is_practice else slot.position - practice
+        count = practice if slot.case.is_practice else total - practice
     earlier = slot.position - 1 if study.allow_back and slot.position - 1 > practice else None
     context = {
         "study": study,
@@ -110,8 +120,10 @@ def _case_page(request: HttpRequest, assignment: Assignment, slot: Slot) -> Http
         "questions": questions,
         "previous": previous.get(study.question),
         "is_practice": slot.case.is_practice,
-        "number": slot.position if slot.case.is_practice else slot.position - practice,
-        "count": practice if slot.case.is_practice else total - practice,
+        "number": number,
+        "count": count,
+        # What the page asks: "grade" asks the grading questions alone (no word of synthetic images).
+        "reader_design": "grade" if main_question is None else ("paired" if study.design == Design.PAIRED else "mixed"),
         "done": done,
         "total": total,
         "percent": round(100 * done / total) if total else 0,
@@ -136,7 +148,7 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     try:
         payload = json.loads(request.body)
         key = uuid.UUID(str(payload["idempotency_key"]))
-        choice = str(payload["answer"])
+        choice = str(payload.get("answer"))
         reading_ms = int(payload["reading_ms"])
         confidence = payload.get("confidence")
         client = payload.get("client") or {}
@@ -155,10 +167,11 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
         return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
 
     study = assignment.study
+    main_question, further_questions = slot.questions_to_ask()
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
-    if choice not in valid:
+    if main_question is not None and choice not in valid:
         return _bad(f"answer must be one of {', '.join(valid)}")
-    if study.design == Design.MIXED:
+    if main_question is not None and study.design != Design.PAIRED:
         if confidence is None or str(confidence) not in {"1", "2", "3", "4", "5"}:
             return _bad("confidence must be 1 to 5")
         confidence = int(confidence)
@@ -166,14 +179,16 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
         confidence = None
     if not 0 <= reading_ms <= MAX_READING_MS or len(json.dumps(client)) > MAX_CLIENT_BYTES:
         return _bad("reading_ms or client state out of range")
-    responses = {study.question: choice}
+    responses = {study.question: choice} if main_question is not None else {}
     try:
-        for question in study.questions.all():
+        for question in further_questions:
             value = question.validate_answer(further.get(question.key))
             if value is not None:
                 responses[question.key] = value
     except ValueError as error:
         return _bad(str(error))
+    if not responses:
+        return _bad("answer at least one question")
     if slot.first_served_at is None:
         return _bad("this case was never served", 409)
     revising = slot.answers.exists()

@@ -67,7 +67,8 @@
     return text ? text.value.trim() : value("q-" + fieldset.dataset.question) || "";
   }
   function complete() {
-    return value("answer") && (root.dataset.design !== "mixed" || value("confidence"))
+    // The grading block of a grade-then-reveal study asks its grading questions alone.
+    return (root.dataset.design === "grade" || value("answer")) && (root.dataset.design !== "mixed" || value("confidence"))
       && questions.every((q) => !q.dataset.required || questionValue(q));
   }
   function updateSubmit() { submit.disabled = !complete() || !shown; }
@@ -90,7 +91,7 @@
     if (root.dataset.design === "paired") {
       if (key === "ArrowLeft" || key === "l" || key === "L") choose("answer", "left");
       else if (key === "ArrowRight" || key === "r" || key === "R") choose("answer", "right");
-    } else {
+    } else if (root.dataset.design === "mixed") {
       if (key === "r" || key === "R") choose("answer", "real");
       else if (key === "s" || key === "S") choose("answer", "synthetic");
       else if ("12345".includes(key) && key.length === 1) choose("confidence", key);
