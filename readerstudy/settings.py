@@ -149,6 +149,8 @@ UPLOAD_STAGING_DIR = Path(os.getenv("UPLOAD_STAGING_DIR", VAR_DIR / "uploads"))
 UPLOADED_CHECKPOINT_DIR = Path(os.getenv("UPLOADED_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
 if UPLOADED_CHECKPOINT_DIR not in CHECKPOINT_DIRS:
     CHECKPOINT_DIRS.append(UPLOADED_CHECKPOINT_DIR)
+# An archive may be uploaded as a set of files rather than a zip: allow more than Django's 100 per request.
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("UPLOAD_MAX_FILES", "5000")
 # Device for in-process sampling: "auto" picks CUDA when present.
 GENERATOR_DEVICE = os.getenv("GENERATOR_DEVICE", "auto")
 
