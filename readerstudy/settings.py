@@ -149,6 +149,14 @@ IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(512 * 1024 * 1024))
 IMPORT_MAX_PIXELS = envint("IMPORT_MAX_PIXELS", str(64 * 1024 * 1024))
 # Where generator checkpoints registered by name are looked up.
 CHECKPOINT_DIRS = [Path(p) for p in envlist("CHECKPOINT_DIRS", str(BASE_DIR / "generator" / "checkpoints"))]
+# Coordinator uploads (engineer 10b): archives wait here for their import job; uploaded generator
+# files are kept under UPLOADED_CHECKPOINT_DIR, which is always one of CHECKPOINT_DIRS.
+UPLOAD_STAGING_DIR = Path(os.getenv("UPLOAD_STAGING_DIR", VAR_DIR / "uploads"))
+UPLOADED_CHECKPOINT_DIR = Path(os.getenv("UPLOADED_CHECKPOINT_DIR", VAR_DIR / "checkpoints"))
+if UPLOADED_CHECKPOINT_DIR not in CHECKPOINT_DIRS:
+    CHECKPOINT_DIRS.append(UPLOADED_CHECKPOINT_DIR)
+# An archive may be uploaded as a set of files rather than a zip: allow more than Django's 100 per request.
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("UPLOAD_MAX_FILES", "5000")
 # Device for in-process sampling: "auto" picks CUDA when present.
 GENERATOR_DEVICE = os.getenv("GENERATOR_DEVICE", "auto")
 
@@ -172,6 +180,18 @@ JOBS_MAX_ATTEMPTS = envint("JOBS_MAX_ATTEMPTS", "3")
 GENERATION_BATCH_SIZE = envint("GENERATION_BATCH_SIZE", "0")
 # A preparation on Celery offers this many shares of its cases to idle workers.
 PREPARE_PARTS = envint("PREPARE_PARTS", "4")
+
+# Mail: invitations, password reset and reminders. The console backend prints mail to the
+# log (the embedded default); set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and the
+# EMAIL_* variables to send it.
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "readerstudy@localhost")
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", str(3 * 24 * 3600))
 
 LOGGING = {
     "version": 1,
@@ -238,12 +258,3 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
 # The header a TLS-terminating proxy sets, e.g. HTTP_X_FORWARDED_PROTO (the proxy must overwrite it).
 if proxy_header := os.getenv("SECURE_PROXY_SSL_HEADER", ""):
     SECURE_PROXY_SSL_HEADER = (proxy_header, "https")
-# Email (console reminders; engineer 10a): printed to the console unless configured, e.g.
-# EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend with EMAIL_HOST and EMAIL_PORT.
-EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
-EMAIL_PORT = envint("EMAIL_PORT", "25")
-EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
-DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "readerstudy@localhost")

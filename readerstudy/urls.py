@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from readerstudy.accounts import views as accounts
 from readerstudy.analysis import views as analysis
 from readerstudy.reading import preview as reading_preview
 from readerstudy.reading import views as reading
@@ -26,6 +27,12 @@ urlpatterns = [
     path("studies/<int:study_id>/cases.csv", analysis.cases_csv, name="cases_csv"),
     path("studies/<int:study_id>/cases/<int:case_number>/<str:kind>.png", analysis.case_image, name="case_image"),
     path("console/", include("readerstudy.console.urls")),
+    # Readers: invitations and password reset (engineer 10b)
+    path("invite/<str:token>/", accounts.accept_invitation, name="accept_invitation"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
     # Reading room: cases swapped in by the page, and the coordinator's preview as a reader (issue 14)
     path("studies/<int:study_id>/case/", reading.next_case, name="next_case"),

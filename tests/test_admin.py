@@ -44,6 +44,7 @@ def test_coordinator_configures_prepares_and_opens_a_study_in_the_admin(coordina
         "name": "Pelvis fidelity", "design": "paired", "pool": pool.pk, "generators": [checkpoint.pk], "seed": 99,
         "case_count": 6, "synthetic_fraction": 0.5, "truncation": 1.0, "equivalence_margin": 0.1,
         "practice_case_count": 1, "blank_ms": 300, "break_every": 0, "repeat_count": 0, "instructions": "",
+        "repeat_min_gap": 0, "washout_days": 0,  # wash-out settings (engineer 10b)
         "questions-TOTAL_FORMS": 0, "questions-INITIAL_FORMS": 0,
         "assignments-TOTAL_FORMS": 2, "assignments-INITIAL_FORMS": 0,
         "assignments-0-reader": readers[0].pk, "assignments-1-reader": readers[1].pk,

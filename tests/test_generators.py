@@ -147,7 +147,7 @@ def test_generators_are_checked_against_the_study_and_frozen_once_drawn(pool, ch
     ct = Generator.objects.create(name="phantom-ct", kind="ct", path=str(write_phantom_ct(tmp_path / "ct.nii.gz")))
     data = {"name": "new", "design": "paired", "pool": pool.pk, "seed": 1, "case_count": 4, "synthetic_fraction": 0.5,
             "truncation": 1.0, "equivalence_margin": 0.1, "practice_case_count": 0, "blank_ms": 0, "break_every": 0,
-            "repeat_count": 0}
+            "repeat_count": 0, "repeat_min_gap": 0, "washout_days": 0}
     assert "generators" in StudyForm(data={**data, "generators": []}).errors
     valid = StudyForm(data={**data, "generators": [checkpoint.pk, ct.pk]})
     assert valid.is_valid(), valid.errors

@@ -39,7 +39,7 @@ def rows_for_study(study: Study) -> list[AnswerRow]:
         rows.append(
             AnswerRow(
                 study=study.name,
-                design=study.design,
+                design=study.analysed_design,  # grade-then-reveal: its reveal is a mixed reading
                 reader=reader.username,
                 specialty=profile.specialty if profile else Specialty.OTHER.value,
                 years_experience=profile.years_experience if profile else 0,

@@ -6,7 +6,8 @@ study             study name
 design            "paired" (two images side by side, one synthetic) or "mixed"
                   (one image at a time, real or synthetic)
 reader            reader identifier
-specialty         radiologist | orthopaedic_surgeon | other
+specialty         radiologist | radiology_resident | orthopaedic_surgeon |
+                  orthopaedic_resident | radiographer | other
 years_experience  whole years, empty when not given
 case              case identifier
 position          1-based reading position of the case for this reader
@@ -71,7 +72,9 @@ COLUMNS = (
 )
 OPTIONAL_COLUMNS = ("source",)  # may be missing (as the last column) from files written before it existed
 DESIGNS = ("paired", "mixed")
-SPECIALTIES = ("radiologist", "orthopaedic_surgeon", "other")
+SPECIALTIES = (
+    "radiologist", "radiology_resident", "orthopaedic_surgeon", "orthopaedic_resident", "radiographer", "other",
+)
 QUESTION = {"paired": "which_is_synthetic", "mixed": "real_or_synthetic"}
 CATEGORIES = {"paired": ("left", "right"), "mixed": ("real", "synthetic")}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ class ImportSummary:
     imported: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    labelled: list[str] = field(default_factory=list)
 
     grey_levels: int | None = None
 
@@ -37,6 +38,8 @@ class ImportSummary:
             f"{len(self.duplicates)} duplicates, {len(self.skipped)} skipped"
             + (f"; grey-level grid {self.grey_levels} levels" if self.grey_levels else "")
         ]
+        if self.labelled:
+            out.append(f"  {len(self.labelled)} of the imported images got a label")
         out += [f"  duplicate  {name}: same pixels as {other}" for name, other in self.duplicates]
         out += [f"  skipped    {name}: {reason}" for name, reason in self.skipped]
         return out
@@ -109,13 +112,17 @@ def read_labels(path: Path) -> dict[str, str]:
         return {row["filename"].strip(): row["label"].strip() for row in reader if row["filename"].strip()}
 
 
-def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) -> ImportSummary:
+def import_images(
+    path: Path, pool: Pool, labels: dict[str, str] | None = None, progress: Callable[[int], None] | None = None
+) -> ImportSummary:
     """Import every usable image under ``path`` into ``pool``.
 
     Unusable files are skipped with a reason. Rows are created in one
     transaction at the end: an import that fails part-way (a crash, a full
     disk, a database error) adds no row at all, and the files it had already
-    written are removed.
+    written are removed. Of two files with the same pixels in one import the
+    labelled one is kept. ``progress`` is called with the count of files seen
+    so far (a background import reports it to the coordinator's progress bar).
 
     The first import into a pool fixes its grey-level grid (encoding.py): the fewest
     levels any accepted image has. All files are decoded and measured before any is
@@ -128,11 +135,13 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
         )
     summary = ImportSummary(pool=pool.name)
     known = dict(pool.images.filter(source=Source.REAL).values_list("pixel_sha256", "origin__filename"))
-    built: list[Image] = []
+    built: dict[str, Image] = {}  # by pixel digest
     measured: list[tuple[str, object, int]] = []
     grid_fixed_here = False
     try:
-        for name, data in iter_sources(path, settings.IMPORT_MAX_BYTES):
+        for seen, (name, data) in enumerate(iter_sources(path, settings.IMPORT_MAX_BYTES), start=1):
+            if progress:
+                progress(seen)
             try:
                 if isinstance(data, Refused):
                     raise data
@@ -157,23 +166,47 @@ def import_images(path: Path, pool: Pool, labels: dict[str, str] | None = None) 
         for name, squared, _ in measured:
             levels = encoding.quantise(encoding.normalise(squared), pool.bit_depth, pool.grey_levels)
             digest = pixel_sha256(levels)
-            if digest in known:
+            label = labels.get(name) if labels else None
+            kept = built.get(digest)
+            if kept is not None and label is not None and "label" not in kept.origin:
+                # Prefer the labelled copy: the unlabelled one becomes the duplicate.
+                kept.delete_file()
+                del built[digest]
+                replaced = known[digest]
+                summary.imported.remove(replaced)
+                summary.duplicates = [(dup, name if of == replaced else of) for dup, of in summary.duplicates]
+                summary.duplicates.append((replaced, name))
+            elif digest in known:
                 summary.duplicates.append((name, known[digest]))
                 continue
             origin = {"filename": name}
-            if labels and name in labels:
-                origin["label"] = labels[name]
-            built.append(Image.build(pool, levels, Source.REAL, origin=origin))
+            if label is not None:
+                origin["label"] = label
+                summary.labelled.append(name)
+            built[digest] = Image.build(pool, levels, Source.REAL, origin=origin)
             known[digest] = name
             summary.imported.append(name)
         with transaction.atomic():
             if built:
                 pool.save(update_fields=["grey_levels"])
-            Image.objects.bulk_create(built)
+            Image.objects.bulk_create(built.values())
     except BaseException:
-        for image in built:
+        for image in built.values():
             image.delete_file()
         if grid_fixed_here:
             pool.grey_levels = None
         raise
     return summary
+
+
+def count_sources(path: Path) -> int:
+    """How many candidate files an import of ``path`` will look at (for a progress bar's total)."""
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return sum(
+                1 for info in archive.infolist()
+                if not info.is_dir() and Path(info.filename).name not in SKIPPED_NAMES and "__MACOSX" not in info.filename
+            )
+    if path.is_dir():
+        return sum(1 for p in path.rglob("*") if p.is_file() and p.name not in SKIPPED_NAMES and not p.name.startswith("."))
+    return 1

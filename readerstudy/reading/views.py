@@ -138,6 +138,8 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     study = assignment.study
     if not study.is_ready():
         return render(request, "reading/not_ready.html", {"study": study}, status=503)
+    if opens_at := assignment.waiting_until():  # a wash-out: the repeat block is not served before its date
+        return render(request, "reading/washout.html", {"study": study, "opens_at": opens_at})
     slot = assignment.next_slot()
     if slot is None:
         assignment.mark_completed_if_done()
@@ -244,8 +246,9 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     next_url = reverse("read", args=[study_id])
     slot = get_object_or_404(Slot.objects.select_related("case", "assignment__study"), assignment=assignment, position=position)
     study = assignment.study
+    main_question, further_questions = slot.questions_to_ask()
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
-    if choice not in valid:
+    if main_question is not None and choice not in valid:
         return _bad(f"answer must be one of {', '.join(valid)}")
     confidence = payload.confidence if study.design == Design.MIXED else None
     if study.design == Design.MIXED and confidence is None:

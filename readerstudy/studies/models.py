@@ -8,6 +8,7 @@ which side each reader sees the synthetic image (paired design).
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -115,11 +116,28 @@ class Generator(models.Model):
 class Design(models.TextChoices):
     PAIRED = "paired", "Paired: one real and one synthetic side by side"
     MIXED = "mixed", "Mixed: single images, real or synthetic"
+    # Knee-style (engineer 10b): every image graded first, readers not told synthetic images are
+    # present; then, only once grading is complete, told, and asked real or synthetic (+ confidence)
+    # for the same images in a new order.
+    GRADE_REVEAL = "grade_reveal", "Grade then reveal: grade every image, then told and asked real or synthetic"
+
+
+# Words that would tell a grading reader that some images are not real (grade-then-reveal).
+TELLING_WORDS = re.compile(r"synthe\w*|fake\w*|generat\w*|artificial\w*|\bGANs?\b|real or|deep ?learning|\bAI\b", re.IGNORECASE)
+
+
+class Phase(models.TextChoices):
+    """Which block of a reader's plan a slot belongs to (engineer 10b)."""
+
+    NONE = "", "Reading"
+    GRADE = "grade", "Grading (not told synthetic images are present)"
+    REVEAL = "reveal", "Reveal: real or synthetic"
+    WASHOUT = "washout", "Repeats after a wash-out"
 
 
 class Study(StudyLifecycle):  # lifecycle, coordinators, frozen protocol: lifecycle.py
     name = models.CharField(max_length=200, unique=True)
-    design = models.CharField(max_length=10, choices=Design.choices)
+    design = models.CharField(max_length=20, choices=Design.choices)
     pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="studies")
     generators = models.ManyToManyField(
         Generator, related_name="studies",
@@ -144,6 +162,17 @@ class Study(StudyLifecycle):  # lifecycle, coordinators, frozen protocol: lifecy
     break_every = models.PositiveIntegerField(default=0, help_text="offer a break every N scored cases (0 = never)")
     repeat_count = models.PositiveIntegerField(
         default=0, help_text="scored cases each reader sees a second time, later on, for intra-reader agreement"
+    )
+    repeat_min_gap = models.PositiveIntegerField(
+        default=0, help_text="at least this many other cases between a case's first reading and its repeat"
+    )
+    washout_days = models.PositiveIntegerField(
+        default=0, help_text="repeats form a last block, opened this many days after the reader finished the other cases "
+        "(0 = repeats are mixed in with the other cases)",
+    )
+    reveal_instructions = models.TextField(
+        blank=True, help_text="grade-then-reveal: shown when the reveal block starts (the instructions above are for "
+        "the grading block and must not mention synthetic images)",
     )
     readers = models.ManyToManyField(User, through="Assignment", related_name="studies")
     is_open = models.BooleanField(default=False, help_text="readers can read only open studies")
@@ -179,6 +208,11 @@ class Study(StudyLifecycle):  # lifecycle, coordinators, frozen protocol: lifecy
     def question(self) -> str:
         return "which_is_synthetic" if self.design == Design.PAIRED else "real_or_synthetic"
 
+    @property
+    def analysed_design(self) -> str:
+        """The design as the analysis (tidy CSV) knows it: a grade-then-reveal study's reveal is a mixed reading."""
+        return Design.MIXED if self.design == Design.GRADE_REVEAL else self.design
+
     def clean(self) -> None:
         self.refuse_frozen_changes()
         if not 0.0 < self.synthetic_fraction < 1.0 and self.design == Design.MIXED:
@@ -187,14 +221,38 @@ class Study(StudyLifecycle):  # lifecycle, coordinators, frozen protocol: lifecy
             raise ValidationError({"truncation": "must be in (0, 1]"})
         if self.repeat_count > self.case_count:
             raise ValidationError({"repeat_count": "cannot repeat more cases than the study has"})
+        self._clean_repeats_and_phases()
         if self.pk and self.cases.exists():
             old = Study.objects.get(pk=self.pk)
             frozen = [
                 "design", "pool_id", "seed", "case_count", "practice_case_count", "repeat_count",
-                "synthetic_fraction", "truncation", "label", "allow_real_image_reuse",
+                "synthetic_fraction", "truncation", "label", "allow_real_image_reuse", "repeat_min_gap", "washout_days",
             ]
             if any(getattr(old, f) != getattr(self, f) for f in frozen):
                 raise ValidationError("cases are already drawn: the design, pool and seed can no longer change")
+
+    def _clean_repeats_and_phases(self) -> None:
+        if self.repeat_count and self.repeat_min_gap and self.repeat_count > self.case_count - self.repeat_min_gap:
+            raise ValidationError({"repeat_min_gap": (
+                f"with {self.case_count} cases, only cases read in the first {max(self.case_count - self.repeat_min_gap, 0)} "
+                f"positions can be repeated {self.repeat_min_gap} cases later: fewer repeats or a shorter gap"
+            )})
+        if self.design == Design.GRADE_REVEAL:
+            if not 0.0 < self.synthetic_fraction < 1.0:
+                raise ValidationError({"synthetic_fraction": "must be strictly between 0 and 1"})
+            if self.practice_case_count:
+                raise ValidationError({"practice_case_count": (
+                    "a grade-then-reveal study has no practice cases: their feedback would tell readers "
+                    "that synthetic images are present before the grading is done"
+                )})
+            if self.repeat_count:
+                raise ValidationError({"repeat_count": "a grade-then-reveal study already shows every image twice (graded, then judged)"})
+            for field in ("name", "instructions"):
+                if word := TELLING_WORDS.search(getattr(self, field)):
+                    raise ValidationError({field: (
+                        f"readers see this while grading, before they are told synthetic images are present: "
+                        f"leave out {word.group(0)!r} (put it in the reveal instructions)"
+                    )})
 
     def source_problems(self, generators: list[Generator]) -> list[str]:
         """Why these generators cannot serve this study (empty when they can)."""
@@ -230,6 +288,8 @@ class Study(StudyLifecycle):  # lifecycle, coordinators, frozen protocol: lifecy
         generators = self.sources()
         if problems := self.source_problems(generators):
             raise ValidationError(problems)
+        if self.design == Design.GRADE_REVEAL and not (self.pk and self.questions.exists()):
+            raise ValidationError("a grade-then-reveal study needs its grading question(s) before its cases are drawn")
         excluded = set(self.excluded_real_image_ids)
         real_ids = [i for i in self.pool.real_images().order_by("pixel_sha256").values_list("id", flat=True) if i not in excluded]
         rng = np.random.default_rng(self.seed)
@@ -380,6 +440,8 @@ class Question(models.Model):
             raise ValidationError({"choices": "give at least two choices"})
         if self.study_id and self.study.design == Design.PAIRED:
             raise ValidationError("further questions are asked of single images: use a mixed study")
+        if self.study_id and self.study.design == Design.GRADE_REVEAL and (word := TELLING_WORDS.search(self.label)):
+            raise ValidationError({"label": f"readers see this while grading, before they are told synthetic images are present: leave out {word.group(0)!r}"})
 
     def refuse_if_frozen(self) -> None:
         if self.study.is_frozen:
@@ -483,14 +545,23 @@ class Assignment(models.Model):
         """
         study = self.study
         rng = np.random.default_rng(self.seed)
+        if study.design == Design.GRADE_REVEAL:
+            # Every case graded in one random order, then judged in a new one (lay_out sets the phases).
+            grading, reveal = rng.permutation(study.case_count).tolist(), rng.permutation(study.case_count).tolist()
+            return [(index, "") for index in grading + reveal]
         practice = range(study.case_count, study.case_count + study.practice_case_count)
         scored = rng.permutation(study.case_count).tolist()
-        repeats = rng.choice(scored, size=study.repeat_count, replace=False).tolist()
+        # With a minimum gap, only cases read early enough can come back that many cases later.
+        eligible = scored[: study.case_count - study.repeat_min_gap] if study.repeat_min_gap else scored
+        repeats = rng.choice(eligible, size=study.repeat_count, replace=False).tolist()
         planned = list(zip(rng.permutation(list(practice)).tolist(), self._sides(rng, len(practice))))
         planned_scored = list(zip(scored, self._sides(rng, len(scored))))
         for index, side in zip(repeats, self._sides(rng, len(repeats))):
+            if study.washout_days:
+                planned_scored.append((index, side))  # the wash-out block, after every first reading
+                continue
             first = next(i for i, (case, _) in enumerate(planned_scored) if case == index)
-            at = int(rng.integers(first + 1, len(planned_scored) + 1))
+            at = int(rng.integers(first + 1 + study.repeat_min_gap, len(planned_scored) + 1))
             planned_scored.insert(at, (index, side))
         return planned + planned_scored
 
@@ -506,9 +577,38 @@ class Assignment(models.Model):
     def lay_out(self) -> None:
         cases = {case.index: case for case in self.study.cases.all()}
         Slot.objects.bulk_create(
-            Slot(assignment=self, position=position, case=cases[index], synthetic_side=side)
+            Slot(assignment=self, position=position, case=cases[index], synthetic_side=side, phase=self.phase_at(position))
             for position, (index, side) in enumerate(self.plan(), start=1)
         )
+
+    def phase_at(self, position: int) -> str:
+        """The block a reading position belongs to: grading then reveal, the wash-out repeats, or none."""
+        study = self.study
+        first_block = study.practice_case_count + study.case_count
+        if study.design == Design.GRADE_REVEAL:
+            return Phase.GRADE if position <= study.case_count else Phase.REVEAL
+        if study.washout_days and position > first_block:
+            return Phase.WASHOUT
+        return Phase.NONE
+
+    def washout_opens_at(self):
+        """When the wash-out repeat block opens: ``washout_days`` after the reader's last first reading;
+        None while that reading is still to come (or the study has no wash-out)."""
+        if not self.study.washout_days:
+            return None
+        first = self.slots.exclude(phase=Phase.WASHOUT)
+        if first.filter(answers__isnull=True).exists():
+            return None
+        last = Answer.objects.filter(slot__in=first).aggregate(models.Max("answered_at"))["answered_at__max"]
+        return None if last is None else last + timedelta(days=self.study.washout_days)
+
+    def waiting_until(self):
+        """The date the reader's next case may be served, when that is later than now (a wash-out); else None."""
+        slot = self.next_slot()
+        if slot is None or slot.phase != Phase.WASHOUT:
+            return None
+        opens = self.washout_opens_at()
+        return opens if opens is not None and timezone.now() < opens else None
 
     def next_slot(self) -> Slot | None:
         """The first slot without an answer: where a reader resumes."""
@@ -545,12 +645,28 @@ class Slot(models.Model):
     first_served_at = models.DateTimeField(null=True, blank=True)
     # Set with first_served_at when the study has a time limit: a reload keeps counting down.
     deadline = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=10, choices=Phase.choices, blank=True, default=Phase.NONE)
 
     class Meta:
         ordering = ["assignment", "position"]
         constraints = [
             models.UniqueConstraint(fields=["assignment", "position"], name="unique_slot_position"),
         ]
+
+    def questions_to_ask(self) -> tuple[str | None, list[Question]]:
+        """What this slot asks: (the study's own question, or None when not asked; the further questions).
+
+        A grade-then-reveal study asks only its grading questions in the grading block (readers are
+        not told synthetic images are present) and only real or synthetic (+ confidence) in the reveal.
+        The one place that decides it: the reading page, the case description and the answer's
+        validation all follow it.
+        """
+        study = self.assignment.study
+        if self.phase == Phase.GRADE:
+            return None, list(study.questions.all())
+        if self.phase == Phase.REVEAL:
+            return study.question, []
+        return study.question, list(study.questions.all())
 
     def images_in_display_order(self) -> list[Image]:
         """Left then right (paired), or the one image (mixed)."""
@@ -657,14 +773,6 @@ class Slot(models.Model):
             return None
         return max(0.0, (self.deadline - (now or timezone.now())).total_seconds())
 
-    def questions_to_ask(self) -> tuple[str | None, list[Question]]:
-        """What this slot asks: the study's own question (None when not asked) and the further ones.
-
-        The one place that decides it: the reading page, the case description and the
-        answer's validation all follow it (a design with phases changes only this).
-        """
-        study = self.assignment.study
-        return study.question, list(study.questions.all())
 
 
 class AnswerQuerySet(models.QuerySet):

@@ -34,7 +34,10 @@ from typing import Iterable, Sequence
 
 from ..tidy import SPECIALTIES
 
-PALETTE = {"radiologist": "#0072B2", "orthopaedic_surgeon": "#D55E00", "other": "#009E73", None: "#555555"}
+PALETTE = {
+    "radiologist": "#0072B2", "radiology_resident": "#56B4E9", "orthopaedic_surgeon": "#D55E00",
+    "orthopaedic_resident": "#E69F00", "radiographer": "#CC79A7", "other": "#009E73", None: "#555555",
+}
 EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 FONT = 12
 LINE = 15

@@ -1,0 +1,157 @@
+"""Grade-then-reveal (knee-style): grade every image untold, then be told and judge real or synthetic in a new order."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+
+from readerstudy.analysis.export import rows_for_study
+from readerstudy.analysis.report import build_report
+from readerstudy.studies.generation import prepare
+from readerstudy.studies.models import Answer, Phase, Question, Study
+
+pytestmark = pytest.mark.django_db
+
+CASES = 8
+
+
+@pytest.fixture
+def study(pool, checkpoint, readers):
+    study = Study.objects.create(
+        name="knee-grading", design="grade_reveal", pool=pool, case_count=CASES, seed=77, is_open=True,
+        instructions="Grade each knee radiograph for osteoarthritis.",
+        reveal_instructions="Take your time.",
+    )
+    study.generators.set([checkpoint])
+    Question.objects.create(study=study, key="kl_grade", label="Kellgren–Lawrence grade", choices="0,1,2,3,4", truth_from_label=False)
+    prepare(study)
+    for reader in readers:
+        study.assign(reader)
+    return study
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def page_and_urls(client, study):
+    response = client.get(f"/studies/{study.pk}/read/")
+    html = response.content.decode()
+    key = re.search(r'data-idempotency-key="([^"]+)"', html)
+    url = re.search(r'data-answer-url="([^"]+)"', html)
+    return html, key and key.group(1), url and url.group(1)
+
+
+def post(client, url, **body):
+    return client.post(url, json.dumps({"reading_ms": 1200, **body}), content_type="application/json")
+
+
+def test_plan_grades_every_image_then_reveals_them_in_a_new_order(study):
+    for assignment in study.assignments.all():
+        slots = list(assignment.slots.order_by("position").select_related("case"))
+        assert [s.phase for s in slots] == [Phase.GRADE] * CASES + [Phase.REVEAL] * CASES
+        grading = [s.case.index for s in slots[:CASES]]
+        reveal = [s.case.index for s in slots[CASES:]]
+        assert sorted(grading) == sorted(reveal) == list(range(CASES)) and grading != reveal
+        main, further = slots[0].questions_to_ask()
+        assert main is None and [q.key for q in further] == ["kl_grade"]
+        main, further = slots[CASES].questions_to_ask()
+        assert main == "real_or_synthetic" and further == []
+    assert study.cases.filter(real_image__isnull=True).count() == CASES // 2  # half synthetic
+
+
+def test_reader_grades_untold_then_is_told_and_both_readings_are_stored(study, readers):
+    reader = readers[0]
+    client = login(reader)
+    instructions = client.get(f"/studies/{study.pk}/").content.decode()
+    assert "synthetic" not in instructions.lower() and "real" not in instructions.lower()
+    for number in range(1, CASES + 1):
+        html, key, url = page_and_urls(client, study)
+        assert f"Case {number} of {CASES}" in html
+        assert "synthetic" not in html.lower() and 'name="answer"' not in html and 'name="q-kl_grade"' in html
+        assert post(client, url, idempotency_key=key, questions={"kl_grade": "3"} if number != 1 else {}).status_code == (
+            200 if number != 1 else 400)
+        if number == 1:  # the grade is required: nothing stored, the same case comes again
+            assert post(client, url, idempotency_key=key, questions={"kl_grade": "1"}).json()["status"] == "stored"
+    # Only now: told, then asked real or synthetic for the same images.
+    html, key, _ = page_and_urls(client, study)
+    assert "Some of the images you have just graded were synthetic" in html and "Take your time." in html and key is None
+    for number in range(1, CASES + 1):
+        response = client.get(f"/studies/{study.pk}/read/?continue=1")
+        html = response.content.decode()
+        key = re.search(r'data-idempotency-key="([^"]+)"', html).group(1)
+        url = re.search(r'data-answer-url="([^"]+)"', html).group(1)
+        assert f"Case {number} of {CASES}" in html and 'name="answer"' in html and 'name="q-kl_grade"' not in html
+        assert post(client, url, idempotency_key=key, answer="synthetic").status_code == 400  # confidence needed
+        assert post(client, url, idempotency_key=key, answer="synthetic", confidence=4).json()["status"] == "stored"
+    assert "Study complete" in client.get(f"/studies/{study.pk}/read/").content.decode()
+    answers = Answer.objects.filter(slot__assignment__reader=reader)
+    assert answers.filter(question="kl_grade", slot__phase=Phase.GRADE).count() == CASES
+    assert answers.filter(question="real_or_synthetic", slot__phase=Phase.REVEAL).count() == CASES
+    assert not answers.filter(question="real_or_synthetic", slot__phase=Phase.GRADE).exists()
+
+
+def test_export_and_report_give_grading_by_source_and_accuracy_after_the_reveal(study, readers):
+    grades = {}
+    for r, reader in enumerate(readers):
+        assignment = study.assignments.get(reader=reader)
+        for slot in assignment.slots.order_by("position").select_related("case"):
+            slot.mark_served()
+            if slot.phase == Phase.GRADE:
+                grade = str((slot.case.index + r) % 5)
+                grades[(reader.username, slot.case.index)] = grade
+                slot.record(_key(), {"kl_grade": grade}, confidence=None, reading_ms=1000, client={})
+            else:
+                guess = "synthetic" if slot.case.index % 3 else "real"
+                slot.record(_key(), {"real_or_synthetic": guess}, confidence=3, reading_ms=1000, client={})
+    rows = rows_for_study(study)
+    assert {row.design for row in rows} == {"mixed"}
+    assert len(rows) == 2 * CASES * len(readers)
+    grading = [row for row in rows if row.question == "kl_grade"]
+    reveal = [row for row in rows if row.question == "real_or_synthetic"]
+    assert len(grading) == len(reveal) == CASES * len(readers)
+    assert max(row.position for row in grading) == CASES and min(row.position for row in reveal) == CASES + 1
+    assert all(grades[(row.reader, int(row.case) - 1)] == row.answer for row in grading)
+    report = build_report(rows, bootstrap=50)
+    [study_report] = report["studies"]
+    pooled = study_report["groups"][0]
+    truth = {row.case: row.truth for row in reveal}
+    correct = sum(row.answer == truth[row.case] for row in reveal)
+    assert (pooled["accuracy"]["correct"], pooled["accuracy"]["n"]) == (correct, len(reveal))
+    [kl] = study_report["further_questions"]
+    assert kl["question"] == "kl_grade" and kl["n_answers"] == CASES * len(readers)
+    between = kl["between_readers"]
+    # Grading agreement on real and on synthetic images separately, from the cases' truth after the reveal.
+    real_cases = {c for c, t in truth.items() if t == "real"}
+    assert between["real"]["n_cases"] == len(real_cases) and between["synthetic"]["n_cases"] == CASES - len(real_cases)
+    assert between["difference"] is not None
+
+
+def _key():
+    import uuid
+
+    return uuid.uuid4()
+
+
+def test_refusals_that_protect_the_grading_block(pool, checkpoint):
+    base = dict(design="grade_reveal", pool=pool, case_count=8)
+    with pytest.raises(ValidationError, match="practice"):
+        Study(name="a", practice_case_count=2, **base).clean()
+    with pytest.raises(ValidationError, match="twice"):
+        Study(name="b", repeat_count=2, **base).clean()
+    with pytest.raises(ValidationError, match="'synthetic'"):
+        Study(name="c", instructions="Some images are synthetic.", **base).clean()
+    with pytest.raises(ValidationError, match="'fake'"):
+        Study(name="fake-or-not", **base).clean()
+    study = Study.objects.create(name="d", **base)
+    study.generators.set([checkpoint])
+    with pytest.raises(ValidationError, match="grading question"):
+        study.draw()
+    with pytest.raises(ValidationError, match="'GAN'"):
+        Question(study=study, key="q", label="GAN grade", choices="0,1").clean()
