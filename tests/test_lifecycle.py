@@ -186,7 +186,7 @@ def test_clone_copies_design_questions_and_readers_with_a_new_seed(draft, coordi
 def test_draw_settings_are_fixed_from_preparation_on(draft, coordinator):
     study = prepared(draft, coordinator)
     study.case_count = 4
-    with pytest.raises(ValidationError, match="the cases are drawn: case_count"):
+    with pytest.raises(ValidationError, match="cases are already drawn: case_count"):
         study.save()
     study = Study.objects.get(pk=study.pk)
     study.equivalence_margin = 0.2  # not drawn on, and not frozen until the study opens

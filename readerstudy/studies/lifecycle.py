@@ -163,7 +163,7 @@ class StudyLifecycle(models.Model):
                 "(clone the study to run a changed protocol)"
             )
         if changed:
-            raise ValidationError(f"the cases are drawn: {', '.join(changed)} can no longer change (clone the study instead)")
+            raise ValidationError(f"cases are already drawn: {', '.join(changed)} can no longer change (clone the study instead)")
 
     def save(self, *args, **kwargs):
         stored = self._stored()
