@@ -69,7 +69,7 @@ def test_report_shows_the_machine_beside_the_readers(make_study, readers, analys
     summary = machine_summary(study)
     html = analyst_client.get(f"/studies/{study.pk}/report/").content.decode()
     assert "Human readers, pooled" in html
-    assert f">{summary['auc']}<" in html  # full precision, as stored
+    assert f">{summary['auc']:.4f}<" in html  # rounded on the page, like the report's figures
     assert summary["driver_description"] in html
     assert "8 real + 8 synthetic" in html
     assert "Not computed yet" not in html

@@ -32,7 +32,7 @@ def test_report_page_shows_the_machine_reader(make_study, readers, live_server):
         section.wait_for()
         text = section.inner_text()
         assert "Human readers, pooled" in text and "Machine reader" in text
-        assert str(summary["auc"]) in text and summary["driver_description"] in text
+        assert f"{summary['auc']:.4f}" in text and summary["driver_description"] in text
         assert section.bounding_box()["y"] < page.locator("text=Cohen").first.bounding_box()["y"]  # before the detail
         screenshot(page, "analyst-report-machine-reader", full_page=True)
         browser.close()
