@@ -1,6 +1,6 @@
 """Load and scale figures of the site served as in production: gunicorn + PostgreSQL + Celery workers.
 
-    python bench/bench_load.py            # about 5 minutes; traffic only to 127.0.0.1
+    python bench/bench_load.py --cases 8   # 5 to 25 minutes, by the machine's load; traffic only to 127.0.0.1
 
 Builds a site in a temporary folder on the PostgreSQL at 127.0.0.1:5432 (database
 rs_issue11_bench, dropped and created afresh), serves it with gunicorn -c gunicorn.conf.py,
@@ -422,7 +422,7 @@ def report(f: dict, args) -> None:
     a = f["answer_profile"]
     print(f"one answer after another in one process: {a['ms_per_answer']:.1f} ms per answer, of which {a['sql_ms_per_answer']:.1f} ms "
           f"in {a['queries_per_answer']:.1f} SQL queries ({a['sql_ms_per_answer'] / a['ms_per_answer']:.0%}); the rest is Python "
-          f"(middleware, session, ORM): at most {2000 / a['ms_per_answer']:.0f} answers/s on 2 idle cores before HTTP and gunicorn")
+          f"(middleware, session, ORM): at most {2000 / a['ms_per_answer']:.0f} answers/s on 2 cores at this load, before HTTP and gunicorn")
     s1, s2 = f["prepare_seconds"]["1"], f["prepare_seconds"]["2"]
     print(f"preparing a {args.prepare_cases}-case study (demo DCGAN, 128 px, CPU): 1 worker {s1:.1f} s "
           f"({args.prepare_cases / s1:.1f} images/s), 2 workers {s2:.1f} s ({args.prepare_cases / s2:.1f} images/s): ratio {s1 / s2:.2f}")
