@@ -39,7 +39,6 @@ app.conf.update(
     task_ignore_result=True,
     task_default_queue="default",
     task_queues=[Queue("default"), Queue("gpu")],
-    worker_hijack_root_logger=False,
     worker_send_task_events=False,
 )
 
