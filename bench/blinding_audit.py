@@ -332,7 +332,7 @@ def cross_validated_auc(table: list[dict], truth: np.ndarray, groups: np.ndarray
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from readerstudy.analysis.mrmc import delong_auc
+    from readerstudy.analysis.statistics.mrmc import delong_auc
 
     x = np.array([[row[k] for k in sorted(row)] for row in table], dtype=float)
     models = {
@@ -354,7 +354,7 @@ def cross_validated_auc(table: list[dict], truth: np.ndarray, groups: np.ndarray
 
 def bootstrap_interval(scores: np.ndarray, truth: np.ndarray, groups: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
     """Percentile interval of the AUC over case-bootstrap resamples (a pair's two images stay together)."""
-    from readerstudy.analysis.mrmc import empirical_auc
+    from readerstudy.analysis.statistics.mrmc import empirical_auc
 
     rng = np.random.default_rng(seed)
     unique = np.unique(groups)

@@ -65,7 +65,7 @@ def test_page_json_and_analyze_on_exported_csv_agree(make_study, readers, analys
     # Both are stamped (when, by what, from where); the site also knows the study is open, so its
     # report is interim. Every figure is the same.
     assert from_site["stamp"]["source"] == "site" and from_file["stamp"]["source"] == "file answers.csv"
-    assert from_site["stamp"]["studies"][0]["state"] == ("open" if study.is_open else "closed")
+    assert from_site["stamp"]["studies"][0]["state"] == str(study.state)  # the lifecycle state
     assert from_file["stamp"]["studies"][0]["state"] == "unknown"
     assert from_site["stamp"]["studies"][0]["last_answer_at"] == from_file["stamp"]["studies"][0]["last_answer_at"]
     for report in (from_site, from_file):

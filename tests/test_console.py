@@ -180,5 +180,7 @@ def test_an_answer_after_closing_is_refused_in_words_not_retried(client, coord, 
         f"/studies/{study.pk}/answer/1/", {"idempotency_key": "8d1c4c5e-1111-4a6b-9a8e-2b7f0c6a1d11", "answer": "left", "reading_ms": 900},
         content_type="application/json",
     )
-    assert response.status_code == 409 and "closed by its coordinator" in response.json()["error"]
+    # 410 Gone with a reason the reading page shows, never retries (readerstudy/reading/views.py).
+    assert response.status_code == 410 and "closed by its coordinator" in response.json()["error"]
+    assert response.json()["ending"] == "closed"
     assert not study.assignments.get(reader=readers[0]).slots.filter(answers__isnull=False).exists()

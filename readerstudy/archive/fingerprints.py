@@ -66,7 +66,7 @@ def png_statistics(data: bytes) -> dict[str, float]:
 
 def single_statistic_aucs(rows: list[dict[str, float]], synthetic: list[bool]) -> dict[str, float]:
     """Per statistic, the AUC of the best threshold direction (0.5 to 1): how well it alone sorts the sources."""
-    from readerstudy.analysis.mrmc import empirical_auc
+    from readerstudy.analysis.statistics.mrmc import empirical_auc
 
     truth = np.asarray(synthetic, dtype=int)
     aucs = {}

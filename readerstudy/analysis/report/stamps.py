@@ -4,7 +4,7 @@ A report printed mid-study must not look final, and a figure must be
 traceable to the code that computed it. The stamp holds: generated_at (UTC),
 software (`git describe --always --dirty` of the checkout, else the
 installed package version, else "unknown"), source ("site" or the file
-analysed), and per study: state ("open" / "closed" from Study.is_open, or
+analysed), and per study: state (the lifecycle state: draft, ready, open, closed, archived; or
 "unknown" for a file), protocol_hash (Study.protocol_hash where the study
 has one; None otherwise), and last_answer_at (the latest answered_at in the
 rows).
