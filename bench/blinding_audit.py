@@ -167,7 +167,7 @@ def serve(var_dir: Path, port: int) -> subprocess.Popen:
     try:
         import gunicorn  # noqa: F401  (production's server, where installed)
 
-        command = ["-m", "gunicorn", "readerstudy.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--log-level", "warning"]
+        command = ["-m", "gunicorn", "readerstudy.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "300", "--log-level", "warning"]
     except ImportError:
         command = ["manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
     process = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env)
@@ -198,6 +198,7 @@ def read_all(base: str, study_ids: list[int], readers: int) -> list[dict]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         for r in range(readers):
             context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.set_default_timeout(180_000)  # a busy machine: slow is not broken
             page = context.new_page()
             page.goto(f"{base}/login/")
             page.fill("#id_username", f"reader{r}")
@@ -258,7 +259,7 @@ def case_key(html: str) -> str:
 
 def wait_for_next(page, html: str) -> None:
     """After an answer: the next case's page (or the end), whatever way the reading page moves on."""
-    deadline = time.time() + 30
+    deadline = time.time() + 180
     while time.time() < deadline:
         try:
             current = page.content()

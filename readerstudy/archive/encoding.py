@@ -12,8 +12,11 @@ source apart except the anatomy, so every image, whatever made it, is:
    the full range;
 3. quantised to the pool's grey-level grid (``quantise``): ``grey_levels`` levels
    ``q`` (0..L-1), stored as ``q * step`` with ``step = (2**bit_depth - 1) // (L - 1)``.
-   A pool's grid is measured at its first import: the fewest grey levels any of
-   its real images has between those percentiles (``levels_in_window``), capped at
+   A pool's grid is measured at its first import: half the fewest grey levels any
+   of its real images has between those percentiles (``levels_in_window``; half, so
+   that re-gridding a real image never leaves empty levels a continuous synthetic
+   image would not have: on a 12-bit DICOM pool the full count let the number of
+   levels used tell the source with AUC 0.63, half brought it to 0.51), capped at
    4,096 levels (12 bits) and one level per 16 pixels. Synthetic images are
    brought to the same grid by the same function, so grey-level parity and step
    say nothing about the source. The cap keeps every level well populated (a
@@ -117,12 +120,15 @@ def levels_in_window(values: np.ndarray) -> int:
 
 
 def pool_grey_levels(measured: list[int], bit_depth: int, size: int) -> int:
-    """A pool's grid: the fewest levels any of its real images has, within what the container and the cap allow.
+    """A pool's grid: half the fewest levels any of its real images has, within what the container and the cap allow.
 
     The cap is 4,096 levels (12 bits), and one level per 16 pixels for small images.
     """
     cap = min(MAX_GREY_LEVELS, size * size // PIXELS_PER_LEVEL)
-    return int(max(2, min([*measured, cap, 1 << bit_depth])))
+    # Half the fewest: a source re-gridded onto as many levels as it has itself leaves a few
+    # empty levels (its grid and the pool's do not line up), which a continuous synthetic
+    # image never does; at half, every pool level spans at least one source level.
+    return int(max(2, min([*(count // 2 for count in measured), cap, 1 << bit_depth])))
 
 
 def quantise(unit: np.ndarray, bit_depth: int, grey_levels: int) -> np.ndarray:
