@@ -19,18 +19,14 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from readerstudy.accounts.models import profile_of
 from readerstudy.reading.cases import CaseView, image_urls
 from readerstudy.reading.views import reading_page_context
 from readerstudy.studies.models import Assignment, Design, Slot, Study
 
 
 def may_preview(user, study: Study) -> bool:
-    """Coordinators of the study: ``Study.is_coordinated_by`` where the console defines it, else any coordinator."""
-    is_coordinated_by = getattr(study, "is_coordinated_by", None)
-    if callable(is_coordinated_by):
-        return bool(is_coordinated_by(user))
-    return profile_of(user).is_coordinator
+    """The study's coordinators (its owner and those it was given to) and superusers."""
+    return study.is_coordinated_by(user)
 
 
 def _study(request: HttpRequest, study_id: int) -> Study:
