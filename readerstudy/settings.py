@@ -164,6 +164,10 @@ GENERATOR_DEVICE = os.getenv("GENERATOR_DEVICE", "auto")
 # caller, "celery" on workers (the default when a broker is configured).
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "")
 JOBS_MODE = os.getenv("JOBS_MODE", "")
+# The machine reader (readerstudy/analysis/jobs.py) reads each study's images once it is prepared;
+# MACHINE_READER_STEPS trains its learned classifiers (0: the image statistics alone).
+MACHINE_READ_AFTER_PREPARE = envbool("MACHINE_READ_AFTER_PREPARE", "True")
+MACHINE_READER_STEPS = envint("MACHINE_READER_STEPS", "300")
 
 # --- Jobs on Celery workers (readerstudy/celery.py, readerstudy/jobs/celery_dispatch.py) ---
 # Redis only: an unacknowledged message is redelivered after this many seconds, so it must be

@@ -33,7 +33,9 @@ def inline_jobs(request):
     """Background jobs run in the test's own thread and transaction unless a test asks otherwise."""
     if not request.config.pluginmanager.hasplugin("django"):
         return
-    request.getfixturevalue("settings").JOBS_MODE = "inline"
+    settings = request.getfixturevalue("settings")
+    settings.JOBS_MODE = "inline"
+    settings.MACHINE_READ_AFTER_PREPARE = False  # trains models: tests/test_jobs.py asks for it
 
 
 @pytest.fixture(scope="module")

@@ -65,3 +65,19 @@ def test_thread_mode_returns_at_once_and_finishes_in_the_background(pool, checkp
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED, job.message
     assert study.is_ready()
+
+
+@pytest.mark.django_db
+def test_a_prepared_study_is_read_by_the_machine_reader(pool, checkpoint, settings):
+    from readerstudy.analysis.machine_reader import machine_summary
+
+    settings.MACHINE_READ_AFTER_PREPARE = True
+    settings.MACHINE_READER_STEPS = 0  # the image statistics alone: seconds
+    study = Study.objects.create(name="machine", design="mixed", pool=pool, case_count=12, seed=5)
+    study.generators.set([checkpoint])
+    job = enqueue("prepare_study", study=study)
+    assert job.status == Job.Status.SUCCEEDED, job.message
+    reading = Job.objects.get(kind="machine_read", study=study)
+    assert reading.status == Job.Status.SUCCEEDED, reading.message
+    summary = machine_summary(study)
+    assert summary["current"] and 0.0 <= summary["auc"] <= 1.0 and summary["n_real"] + summary["n_synthetic"] == 12

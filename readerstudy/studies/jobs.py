@@ -6,7 +6,7 @@ from math import ceil
 
 from django.conf import settings
 
-from readerstudy.jobs.engine import JobError, handler, spread
+from readerstudy.jobs.engine import JobError, enqueue, handler, spread
 from readerstudy.jobs.models import Job
 from readerstudy.studies.generation import GenerationError, generate_pending, generation_batch_size
 from readerstudy.studies.lifecycle import State
@@ -30,6 +30,8 @@ def prepare_study(job: Job) -> None:
         raise
     if study.state == State.PREPARING:
         study.finish_preparing(job.created_by)
+    if settings.MACHINE_READ_AFTER_PREPARE:  # the analyst's report shows it beside the readers
+        enqueue("machine_read", study=study, user=job.created_by)
 
 
 def _prepare(job: Job, study) -> None:

@@ -11,6 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from readerstudy.accounts.models import Profile, Role, Specialty
+from readerstudy.analysis.machine_reader import compute_machine_reading
+from readerstudy.analysis.models import MachineReading
 from readerstudy.archive.importing import import_images
 from readerstudy.archive.models import Pool
 from readerstudy.jobs.engine import enqueue
@@ -47,6 +49,9 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="address to serve on")
 
     def handle(self, no_serve: bool, addr: str, **options):
+        # The demo reads its studies with the machine reader itself (statistics only, seconds)
+        # rather than leaving a model-training job running in a thread of this command.
+        settings.MACHINE_READ_AFTER_PREPARE = False
         call_command("migrate", verbosity=0, interactive=False)
         pool = self.build_archive()
         generator = self.register_generator()
@@ -79,6 +84,9 @@ class Command(BaseCommand):
                     raise CommandError(f"{name}: preparation failed: {job.message}")
             if study.state == State.READY:
                 study.open(coordinator)
+            if not MachineReading.objects.filter(study=study).exists():
+                self.stdout.write(f"Machine reader on {name} (image statistics; `manage.py machine_read` adds the CNNs)…")
+                compute_machine_reading(study, learned=False)
 
         self.stdout.write(self.style.SUCCESS("\nThe demo is ready."))
         self.stdout.write(f"Open http://{addr}/ and log in as one of:")
