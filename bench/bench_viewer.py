@@ -1,6 +1,12 @@
-"""How fast the reading page's viewer redraws while the reader drags window/level.
+"""How fast the reading page's viewer redraws while the reader drags window/level, and how
+fast the reading page changes case.
 
-Run: .venv/bin/python bench/bench_viewer.py [--frames N]
+Run: .venv/bin/python bench/bench_viewer.py [--frames N] [--cases N] [--size PX] [--read-ms MS] [--skip-frames] [--skip-case-change]
+
+Case change (bench/case_change.py): Enter to both images of the next case drawn, p50 and p95 over
+--cases cases of a paired study served by the local Django server, with and without prefetching
+the next case; the baseline is the study's neutral screen (500 ms), which every case change
+includes by design. Goal: p95 within neutral screen + 100 ms with prefetch.
 
 Serves bench/viewer_page.html, the site's static files and a generated 2048x2048 16-bit PNG
 from 127.0.0.1, then drives headless Debian Chromium. Each frame is one window (or pan) step,
@@ -95,10 +101,28 @@ def row(name: str, result: dict, baseline: dict | None = None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=120, help="timed frames per scenario (after 10 warm-up frames)")
+    parser.add_argument("--cases", type=int, default=50, help="case changes timed per reader")
+    parser.add_argument("--size", type=int, default=1024, help="presentation size of the case-change study's images")
+    parser.add_argument("--read-ms", type=int, default=1500, help="how long the simulated reader looks at each case before answering")
+    parser.add_argument("--skip-frames", action="store_true", help="only the case change")
+    parser.add_argument("--skip-case-change", action="store_true", help="only the window/level frames")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         print("Debian's chromium is not installed (apt-get install chromium)", file=sys.stderr)
         return 1
+    from playwright.sync_api import sync_playwright
+
+    if not args.skip_frames:
+        frames(args)
+    if not args.skip_case_change:
+        from bench.case_change import run
+
+        with sync_playwright() as playwright:
+            run(lambda: playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS), args.cases, args.size, args.read_ms)
+    return 0
+
+
+def frames(args) -> None:
     from playwright.sync_api import sync_playwright
 
     server = serve()
@@ -129,7 +153,6 @@ def main() -> int:
             browser.close()
     finally:
         server.shutdown()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """What a reader sees: their studies, instructions, one case at a time, and images.
 
+The reading page is loaded once per session (``read``); each following case is fetched as a
+JSON description (``next_case``, built by ``cases.CaseView``) and swapped in place. JSON views
+end a reading with their own status and reason (closed 410, lost session 401, not a reader
+404), never the login page's HTML.
+
 Blinding rules these views follow: a reader's page and its image URLs are
 built the same way for real and synthetic images; images are served with the
 same headers from the same store; a reader never learns whether a scored

@@ -60,7 +60,8 @@
   function load(url) {
     return fetch(url, { credentials: "same-origin" })
       .then((r) => { if (!r.ok) throw new Error("image " + r.status); return r.arrayBuffer(); })
-      .then((buffer) => window.decodeGrayPng(buffer));
+      .then((buffer) => window.decodeGrayPng(buffer))
+      .then((image) => window.ReaderViewer.prepare(image));
   }
   function images(urls) {
     const all = urls.map((url) => cache.get(url) || load(url));
@@ -69,24 +70,28 @@
   }
   function prefetch(urls) {
     cache.clear();
+    if (window.readerPrefetching === false) return; // bench/bench_viewer.py measures without prefetch
     // Every image of the next case at once, in display order: nothing depends on its source.
     urls.forEach((url) => { const p = load(url); p.catch(() => cache.delete(url)); cache.set(url, p); });
   }
 
   // Show a case once its images are decoded and the neutral screen has lasted blankMs since
   // `blankFrom` (the moment the previous case was hidden; on the first load, when decoded).
+  // Both panes are drawn, still hidden, as soon as the images are decoded (in one task), so the
+  // end of the neutral screen only has to make them visible.
   function showCase(urls, blankFrom) {
     return images(urls).then((decoded) => {
-      const wait = Math.max(0, (blankFrom === null ? performance.now() : blankFrom) + blankMs - performance.now());
-      return new Promise((resolve) => setTimeout(() => resolve(decoded), wait));
-    }).then((decoded) => {
-      if (ended) return;
+      if (ended) return null;
       if (viewers) viewers.load(decoded);
       else {
         viewers = new window.ReaderViewer.ViewerGroup(root, canvases, decoded, { linked: root.dataset.design === "paired" });
         viewers.renderNow();
         window.readerViewers = viewers.debugApi();
       }
+      const wait = Math.max(0, (blankFrom === null ? performance.now() : blankFrom) + blankMs - performance.now());
+      return new Promise((resolve) => setTimeout(resolve, wait));
+    }).then(() => {
+      if (ended) return;
       activeMs = 0;
       shown = true;
       root.classList.add("shown");

@@ -91,8 +91,8 @@
       this.height = image.height;
       this.bitDepth = image.bitDepth;
       this.pixels = image.pixels;
-      this.hist = histogramOf(image);
-      this.levels = pyramidOf(image);
+      this.hist = image.hist || histogramOf(image);
+      this.levels = image.levels || pyramidOf(image);
       if (!this.lut || this.lut.length !== 1 << image.bitDepth) this.lut = new Uint32Array(1 << image.bitDepth);
       // View state: window in stored units, zoom relative to fit, view centre in image pixels.
       this.state = { center: 0, width: 1, zoom: 1, cx: image.width / 2, cy: image.height / 2, invert: false, preset: null };
@@ -702,5 +702,13 @@
     }
   }
 
-  global.ReaderViewer = { ViewerGroup, Viewer, PRESETS };
+  // The per-image work a pane needs (histogram, pyramid), done ahead: the reading page runs it
+  // on the next case's images while the reader reads, the same for every image.
+  function prepare(image) {
+    image.hist = histogramOf(image);
+    image.levels = pyramidOf(image);
+    return image;
+  }
+
+  global.ReaderViewer = { ViewerGroup, Viewer, PRESETS, prepare };
 })(window);
