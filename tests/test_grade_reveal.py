@@ -72,6 +72,11 @@ def test_reader_grades_untold_then_is_told_and_both_readings_are_stored(study, r
     instructions = client.get(f"/studies/{study.pk}/").content.decode()
     assert "synthetic" not in instructions.lower() and "real" not in instructions.lower()
     for number in range(1, CASES + 1):
+        if number > 1:  # the page swaps each next case in from its JSON description: never a word of synthetic images
+            described = client.get(f"/studies/{study.pk}/case/").json()
+            assert described["progress_text"] == f"Case {number} of {CASES}" and described["reader_design"] == "grade"
+            assert (described["done"], described["total"]) == (number - 1, CASES)
+            assert not re.search(r"synthe|real|fake|generat|\bGAN", json.dumps(described), re.IGNORECASE)
         html, key, url = page_and_urls(client, study)
         assert f"Case {number} of {CASES}" in html
         assert "synthetic" not in html.lower() and 'name="answer"' not in html and 'name="q-kl_grade"' in html
@@ -79,9 +84,15 @@ def test_reader_grades_untold_then_is_told_and_both_readings_are_stored(study, r
             200 if number != 1 else 400)
         if number == 1:  # the grade is required: nothing stored, the same case comes again
             assert post(client, url, idempotency_key=key, questions={"kl_grade": "1"}).json()["status"] == "stored"
+    # The single-page flow's next-case endpoint hands over to the reveal page rather than serving a case.
+    handover = client.get(f"/studies/{study.pk}/case/").json()
+    assert handover == {"kind": "reveal", "url": f"/studies/{study.pk}/read/"}
+    assert study.assignments.get(reader=reader).slots.get(position=CASES + 1).first_served_at is None
     # Only now: told, then asked real or synthetic for the same images.
     html, key, _ = page_and_urls(client, study)
     assert "Some of the images you have just graded were synthetic" in html and "Take your time." in html and key is None
+    told = client.get(f"/studies/{study.pk}/").content.decode()  # the instructions now describe the reveal block
+    assert "real or synthetic" in told and "Take your time." in told and "You will read <strong>8 cases</strong>" in told
     for number in range(1, CASES + 1):
         response = client.get(f"/studies/{study.pk}/read/?continue=1")
         html = response.content.decode()
