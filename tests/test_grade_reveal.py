@@ -166,3 +166,22 @@ def test_refusals_that_protect_the_grading_block(pool, checkpoint):
         study.draw()
     with pytest.raises(ValidationError, match="'GAN'"):
         Question(study=study, key="q", label="GAN grade", choices="0,1").clean()
+
+
+def test_coordinator_preview_grades_then_judges_and_stores_nothing(study):
+    from tests.conftest import make_user
+
+    user = make_user("coord-gr", role="coordinator")
+    study.coordinators.add(user)
+    coordinator = login(user)
+    page = coordinator.get(f"/studies/{study.pk}/preview/").content.decode()
+    assert "Case 1 of 8" in page and 'name="q-kl_grade"' in page and "synthetic" not in page.lower()
+    graded = coordinator.post(f"/studies/{study.pk}/preview/answer/1/", json.dumps({"questions": {"kl_grade": "2"}}),
+                              content_type="application/json").json()
+    assert graded["would_store"] == {"kl_grade": "2"}
+    reveal = coordinator.get(f"/studies/{study.pk}/preview/case/{CASES + 1}/").json()
+    assert reveal["progress_text"] == "Case 1 of 8" and reveal["reader_design"] == "mixed" and 'name="answer"' in reveal["fields_html"]
+    judged = coordinator.post(f"/studies/{study.pk}/preview/answer/{CASES + 1}/",
+                              json.dumps({"answer": "real", "confidence": 2}), content_type="application/json").json()
+    assert judged["would_store"] == {"real_or_synthetic": "real", "confidence": "2"}
+    assert not Answer.objects.exists()
