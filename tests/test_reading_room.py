@@ -169,7 +169,9 @@ def test_coordinator_previews_any_study_and_nothing_is_written(make_study, reade
     Question.objects.create(study=study, key="kl_grade", label="KL grade", choices="0,1,2,3,4")
     study.is_open = False  # any state
     study.save()
-    coordinator = login(make_user("coord", role="coordinator"))
+    user = make_user("coord", role="coordinator")
+    study.coordinators.add(user)  # previews are for the study's own coordinators (Study.is_coordinated_by)
+    coordinator = login(user)
     counts = (Assignment.objects.count(), Slot.objects.count(), Answer.objects.count())
     page = coordinator.get(f"/studies/{study.pk}/preview/")
     assert page.status_code == 200
@@ -199,6 +201,7 @@ def test_only_coordinators_preview(make_study, readers):
 def test_preview_of_a_study_without_cases_says_so(pool, checkpoint):
     from readerstudy.studies.models import Study
 
-    study = Study.objects.create(name="draft", design="paired", pool=pool, case_count=4)
-    response = login(make_user("coord", role="coordinator")).get(f"/studies/{study.pk}/preview/")
+    coordinator = make_user("coord", role="coordinator")
+    study = Study.objects.create(name="draft", design="paired", pool=pool, case_count=4, owner=coordinator)
+    response = login(coordinator).get(f"/studies/{study.pk}/preview/")
     assert response.status_code == 409 and "Nothing to preview yet" in response.content.decode()
