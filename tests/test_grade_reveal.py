@@ -71,6 +71,7 @@ def test_reader_grades_untold_then_is_told_and_both_readings_are_stored(study, r
     client = login(reader)
     instructions = client.get(f"/studies/{study.pk}/").content.decode()
     assert "synthetic" not in instructions.lower() and "real" not in instructions.lower()
+    assert f"0 of {CASES} cases read" in instructions and f"You will read <strong>{CASES} cases</strong>" in instructions
     for number in range(1, CASES + 1):
         if number > 1:  # the page swaps each next case in from its JSON description: never a word of synthetic images
             described = client.get(f"/studies/{study.pk}/case/").json()

@@ -116,6 +116,8 @@ def instructions(request: HttpRequest, study_id: int) -> HttpResponse:
     slot = assignment.next_slot() or assignment.slots.order_by("position").last()
     design, further = _block_of(assignment.study, slot)
     text = instructions_for(assignment.study, total=total, done=done, reader_design=design)
+    if assignment.study.design == Design.GRADE_REVEAL:  # the current block's cases only (grading says nothing of a second part)
+        done, total = text.scored - text.left, text.scored
     context = {"assignment": assignment, "study": assignment.study, "done": done, "total": total, "text": text,
                **_instruction_questions(assignment.study, design, further)}
     return render(request, "reading/instructions.html", context)
