@@ -184,3 +184,60 @@ def test_an_answer_after_closing_is_refused_in_words_not_retried(client, coord, 
     assert response.status_code == 410 and "closed by its coordinator" in response.json()["error"]
     assert response.json()["ending"] == "closed"
     assert not study.assignments.get(reader=readers[0]).slots.filter(answers__isnull=False).exists()
+
+
+# Grade-then-reveal, wash-out repeats, blinding and display settings, reader groups (engineer GR).
+
+from readerstudy.accounts.models import ReaderGroup  # noqa: E402
+from readerstudy.console.forms import DESIGN_FIELDS, DESIGN_HELP  # noqa: E402
+from readerstudy.studies.lifecycle import DRAW_FIELDS, PROTOCOL_FIELDS  # noqa: E402
+
+
+def test_builder_offers_grade_then_reveal_with_its_own_fields(client, coord, pool, checkpoint, readers):
+    assert "grade_reveal" in DESIGN_FIELDS and "synthetic" in DESIGN_HELP["grade_reveal"]
+    dashboard = client.get(reverse("console:dashboard")).content.decode()
+    assert reverse("console:study_create", args=["grade_reveal"]) in dashboard
+    page = client.get(reverse("console:study_create", args=["grade_reveal"])).content.decode()
+    assert 'name="reveal_instructions"' in page and 'name="synthetic_fraction"' in page and 'name="questions-0-key"' in page
+    assert 'name="practice_case_count"' not in page and 'name="repeat_count"' not in page and 'name="washout_days"' not in page
+    form = builder_form(pool, checkpoint, readers, name="Knee grading", synthetic_fraction=0.5, instructions="Grade each knee.",
+                        reveal_instructions="Now say which are synthetic.", **{
+                            "questions-TOTAL_FORMS": 1, "questions-0-key": "kl", "questions-0-label": "KL grade",
+                            "questions-0-kind": "choice", "questions-0-choices": "0,1,2,3,4", "questions-0-required": "on",
+                            "questions-0-order": 0})
+    assert client.post(reverse("console:study_create", args=["grade_reveal"]), form).status_code == 302
+    study = Study.objects.get(name="Knee grading")
+    assert (study.design, study.reveal_instructions, study.practice_case_count) == ("grade_reveal", "Now say which are synthetic.", 0)
+    assert study.real_images_needed() == 3 and study.images_per_reader() == 12
+    # The name and instructions are seen while grading: a telling word is refused, in words.
+    told = builder_form(pool, checkpoint, readers, name="Synthetic knees", synthetic_fraction=0.5)
+    response = client.post(reverse("console:study_create", args=["grade_reveal"]), told)
+    assert response.status_code == 200 and "leave out" in response.content.decode()
+
+
+def test_builder_sets_washout_reuse_and_display_check_and_they_freeze(client, coord, pool, checkpoint, readers):
+    page = client.get(reverse("console:study_create", args=["mixed"])).content.decode()
+    for name in ("repeat_min_gap", "washout_days", "allow_real_image_reuse", "display_check"):
+        assert f'name="{name}"' in page
+    form = builder_form(pool, checkpoint, readers, synthetic_fraction=0.5, repeat_count=2, repeat_min_gap=1, washout_days=14,
+                        display_check="on", allow_real_image_reuse="on")
+    assert client.post(reverse("console:study_create", args=["mixed"]), form).status_code == 302
+    study = Study.objects.get(name="Pelvis")
+    assert (study.repeat_min_gap, study.washout_days, study.display_check, study.allow_real_image_reuse) == (1, 14, True, True)
+    assert {"repeat_min_gap", "washout_days", "allow_real_image_reuse"} <= set(DRAW_FIELDS) <= set(PROTOCOL_FIELDS)
+    assert {"display_check", "reveal_instructions"} <= set(PROTOCOL_FIELDS)
+    too_long = builder_form(pool, checkpoint, readers, name="Gap", synthetic_fraction=0.5, repeat_count=4, repeat_min_gap=4)
+    response = client.post(reverse("console:study_create", args=["mixed"]), too_long)
+    assert response.status_code == 200 and "fewer repeats or a shorter gap" in response.content.decode()
+
+
+def test_builder_assigns_every_member_of_a_chosen_reader_group(client, coord, pool, checkpoint, readers):
+    group = ReaderGroup.objects.create(name="knee panel")
+    group.members.set(readers[:1])
+    page = client.get(reverse("console:study_create", args=["paired"])).content.decode()
+    assert 'name="reader_groups"' in page and "knee panel" in page
+    form = builder_form(pool, checkpoint, [], reader_groups=[group.pk])  # no reader ticked: the group's alone
+    assert client.post(reverse("console:study_create", args=["paired"]), form).status_code == 302
+    study = Study.objects.get(name="Pelvis")
+    assert set(study.assignments.values_list("reader", flat=True)) == {readers[0].pk}
+    assert study.audit_log.filter(action="reader added", after=readers[0].username).exists()

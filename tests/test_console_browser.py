@@ -43,12 +43,12 @@ def press_tab_to(page, text: str, limit: int = 80) -> None:
 def slow_preparation(monkeypatch):
     """Two images per batch and a pause after each, so the page can watch the bar move."""
 
-    def slowly(study, batch_size=16, on_batch=None):
+    def slowly(study, batch_size=16, on_batch=None, **kwargs):  # share/backwards: as the jobs engine passes them
         def paced():
             on_batch()
             time.sleep(0.8)
 
-        return generate_pending(study, batch_size=2, on_batch=paced)
+        return generate_pending(study, batch_size=2, on_batch=paced, **kwargs)
 
     monkeypatch.setattr(study_jobs, "generate_pending", slowly)
 
@@ -96,7 +96,7 @@ def test_coordinator_builds_prepares_opens_monitors_clones_and_closes(
         press_tab_to(coordinator, "Prepare")
         coordinator.keyboard.press("Enter")
         coordinator.wait_for_selector("#prep-bar")
-        coordinator.wait_for_function("document.getElementById('prep-bar').value > 0")
+        coordinator.wait_for_function("() => document.getElementById('prep-bar').value > 0")
         shot(coordinator, "04-study-preparing")
         coordinator.wait_for_selector(".state-ready", timeout=60_000)
         done = [p["done"] for p in progress if p.get("state") == "preparing" and "done" in p]

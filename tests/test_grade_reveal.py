@@ -71,7 +71,13 @@ def test_reader_grades_untold_then_is_told_and_both_readings_are_stored(study, r
     client = login(reader)
     instructions = client.get(f"/studies/{study.pk}/").content.decode()
     assert "synthetic" not in instructions.lower() and "real" not in instructions.lower()
+    assert f"0 of {CASES} cases read" in instructions and f"You will read <strong>{CASES} cases</strong>" in instructions
     for number in range(1, CASES + 1):
+        if number > 1:  # the page swaps each next case in from its JSON description: never a word of synthetic images
+            described = client.get(f"/studies/{study.pk}/case/").json()
+            assert described["progress_text"] == f"Case {number} of {CASES}" and described["reader_design"] == "grade"
+            assert (described["done"], described["total"]) == (number - 1, CASES)
+            assert not re.search(r"synthe|real|fake|generat|\bGAN", json.dumps(described), re.IGNORECASE)
         html, key, url = page_and_urls(client, study)
         assert f"Case {number} of {CASES}" in html
         assert "synthetic" not in html.lower() and 'name="answer"' not in html and 'name="q-kl_grade"' in html
@@ -79,9 +85,15 @@ def test_reader_grades_untold_then_is_told_and_both_readings_are_stored(study, r
             200 if number != 1 else 400)
         if number == 1:  # the grade is required: nothing stored, the same case comes again
             assert post(client, url, idempotency_key=key, questions={"kl_grade": "1"}).json()["status"] == "stored"
+    # The single-page flow's next-case endpoint hands over to the reveal page rather than serving a case.
+    handover = client.get(f"/studies/{study.pk}/case/").json()
+    assert handover == {"kind": "reveal", "url": f"/studies/{study.pk}/read/"}
+    assert study.assignments.get(reader=reader).slots.get(position=CASES + 1).first_served_at is None
     # Only now: told, then asked real or synthetic for the same images.
     html, key, _ = page_and_urls(client, study)
     assert "Some of the images you have just graded were synthetic" in html and "Take your time." in html and key is None
+    told = client.get(f"/studies/{study.pk}/").content.decode()  # the instructions now describe the reveal block
+    assert "real or synthetic" in told and "Take your time." in told and "You will read <strong>8 cases</strong>" in told
     for number in range(1, CASES + 1):
         response = client.get(f"/studies/{study.pk}/read/?continue=1")
         html = response.content.decode()
@@ -155,3 +167,22 @@ def test_refusals_that_protect_the_grading_block(pool, checkpoint):
         study.draw()
     with pytest.raises(ValidationError, match="'GAN'"):
         Question(study=study, key="q", label="GAN grade", choices="0,1").clean()
+
+
+def test_coordinator_preview_grades_then_judges_and_stores_nothing(study):
+    from tests.conftest import make_user
+
+    user = make_user("coord-gr", role="coordinator")
+    study.coordinators.add(user)
+    coordinator = login(user)
+    page = coordinator.get(f"/studies/{study.pk}/preview/").content.decode()
+    assert "Case 1 of 8" in page and 'name="q-kl_grade"' in page and "synthetic" not in page.lower()
+    graded = coordinator.post(f"/studies/{study.pk}/preview/answer/1/", json.dumps({"questions": {"kl_grade": "2"}}),
+                              content_type="application/json").json()
+    assert graded["would_store"] == {"kl_grade": "2"}
+    reveal = coordinator.get(f"/studies/{study.pk}/preview/case/{CASES + 1}/").json()
+    assert reveal["progress_text"] == "Case 1 of 8" and reveal["reader_design"] == "mixed" and 'name="answer"' in reveal["fields_html"]
+    judged = coordinator.post(f"/studies/{study.pk}/preview/answer/{CASES + 1}/",
+                              json.dumps({"answer": "real", "confidence": 2}), content_type="application/json").json()
+    assert judged["would_store"] == {"real_or_synthetic": "real", "confidence": "2"}
+    assert not Answer.objects.exists()

@@ -35,14 +35,23 @@ def test_grade_untold_then_reveal(live_server, pool, checkpoint, readers, page):
     page.goto(f"{live_server.url}/studies/{study.pk}/")
     screenshot(page, "grade-reveal-instructions")
     page.click("#begin")
+    page.wait_for_selector("#reader.shown")
+    page.evaluate("window.sameGradingPage = true")  # the single-page flow swaps the second case in
     for number in (1, 2):
         page.wait_for_selector(f"text=Case {number} of 2")
         page.wait_for_selector("#reader.shown")
         assert "synthetic" not in page.content().lower().replace("reader.js", "")
+        assert page.get_attribute("#reader", "data-design") == "grade"
         assert page.is_disabled("#submit")
-        page.click("label.choice:has(input[name=q-kl_grade][value='2'])")
         if number == 1:
+            page.click("label.choice:has(input[name=q-kl_grade][value='2'])")
             screenshot(page, "grade-reveal-grading")
+        else:  # engineer 14's per-question keys: the question's letter, then the grade itself
+            assert page.evaluate("window.sameGradingPage") is True
+            page.keyboard.press("r")  # no real-or-synthetic key while grading: nothing is chosen
+            page.keyboard.press("g")
+            page.keyboard.press("2")
+            assert page.is_checked("input[name=q-kl_grade][value='2']") and page.is_enabled("#submit")
         page.keyboard.press("Enter")
     page.wait_for_selector("text=Some of the images you have just graded were synthetic")
     screenshot(page, "grade-reveal-told")

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from readerstudy.studies.models import Answer, Assignment, Question, Slot
+from readerstudy.studies.models import Answer, Assignment, Question, ServedImage, Slot
 from tests.browsing import launch, log_in, require_chromium, screenshot
 from tests.conftest import make_user
 
@@ -227,7 +227,8 @@ def test_prefetch_does_not_depend_on_the_source(browser, live_server, make_study
     page.on("response", lambda r: seen.append((r.url, r.body(), r.all_headers(), r.request.method, r.request.all_headers())) if "/img/" in r.url else None)
     page.goto(f"{live_server.url}/studies/{study.pk}/read/")
     slots = list(Slot.objects.filter(assignment__study=study, assignment__reader__username="rad").order_by("position").select_related("case"))
-    order = [[image.token for image in s.images_in_display_order()] for s in slots]
+    # The reader's own URL tokens (ServedImage, issue 12a), not the images' own.
+    order = [ServedImage.tokens_for(s.assignment, s.images_in_display_order()) for s in slots]
     for number in range(1, 7):
         wait_for_case(page, f"Case {number} of 6")
         page.wait_for_timeout(300)  # the next case's images are asked for as this one is shown
@@ -243,7 +244,7 @@ def test_prefetch_does_not_depend_on_the_source(browser, live_server, make_study
     shapes = request_shapes(seen, lambda image: image.source)
     assert shapes["real"] == shapes["synthetic"] and len(shapes["real"]) == 1
     if design == "paired":  # display order is the reader's sides, not the source: real comes first in some cases only
-        firsts = {s.case.real_image.token == order[i][0] for i, s in enumerate(slots)}
+        firsts = {ServedImage.tokens_for(s.assignment, [s.case.real_image])[0] == order[i][0] for i, s in enumerate(slots)}
         assert firsts == {True, False}
     context.close()
 
@@ -251,7 +252,7 @@ def test_prefetch_does_not_depend_on_the_source(browser, live_server, make_study
 def test_coordinator_previews_as_a_reader_and_nothing_is_stored(browser, live_server, make_study):
     study = make_study("mixed", cases=2, practice_case_count=1, blank_ms=0)
     Question.objects.create(study=study, key="kl_grade", label="KL grade", choices="0,1,2,3,4")
-    make_user("coord", role="coordinator")
+    study.coordinators.add(make_user("coord", role="coordinator"))  # previews are for the study's own coordinators
     counts = (Assignment.objects.count(), Slot.objects.count(), Answer.objects.count())
     context, page = open_page(browser, live_server, "coord")
     page.goto(f"{live_server.url}/studies/{study.pk}/preview/")
@@ -358,7 +359,7 @@ def test_every_reader_screen_at_two_sizes(browser, live_server, make_study, size
     shot("closed")
     context.close()
 
-    make_user("coord", role="coordinator")
+    paired.coordinators.add(make_user("coord", role="coordinator"))  # previews are for the study's own coordinators
     context, page = open_page(browser, live_server, "coord", size)
     page.goto(f"{live_server.url}/studies/{paired.pk}/preview/")
     wait_for_case(page, "Case 1 of 2")

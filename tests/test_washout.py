@@ -96,6 +96,11 @@ def test_washout_block_is_not_served_before_its_date(make_study, readers, monkey
     page = client.get(f"/studies/{study.pk}/read/").content.decode()
     assert "The next block of cases opens on" in page and "Monday 9 March 2026, 09:05" in page
     assert "data-answer-url" not in page and "/img/" not in page
+    # The single-page flow asks the next-case endpoint after the sixth answer: it says wait, serves nothing.
+    waiting = client.get(f"/studies/{study.pk}/case/").json()
+    assert waiting["kind"] == "washout" and waiting["url"] == f"/studies/{study.pk}/read/" and "images" not in waiting
+    assert waiting["opens_at"].startswith("2026-03-09T09:05")
+    assert assignment.slots.get(position=7).first_served_at is None
     home = client.get("/").content.decode()
     assert "The repeat block opens on Monday 9 March 2026, 09:05 UTC" in home
     # Nothing of the block can be answered early: its slot was never served.
@@ -106,6 +111,7 @@ def test_washout_block_is_not_served_before_its_date(make_study, readers, monkey
     assert assignment.completed_at is None
 
     clock["now"] = opens
+    assert client.get(f"/studies/{study.pk}/case/").json()["progress_text"] == "Case 7 of 8"
     assert "Case 7 of 8" in client.get(f"/studies/{study.pk}/read/").content.decode()
     assert answer_next(client, study)["status"] == "stored"
     assert answer_next(client, study)["status"] == "stored"

@@ -6,19 +6,28 @@ from django import forms
 from django.contrib.auth.models import User
 from django.forms import inlineformset_factory
 
-from readerstudy.accounts.models import Role
+from readerstudy.accounts.models import ReaderGroup, Role
 from readerstudy.studies.lifecycle import PROTOCOL_FIELDS, State
 from readerstudy.studies.models import Design, Generator, Question, Study
 
 COMMON_FIELDS = [
-    "name", "pool", "generators", "case_count", "practice_case_count", "repeat_count", "instructions",
-    "time_limit_seconds", "allow_back", "blank_ms", "break_every", "equivalence_margin", "truncation", "label", "seed",
+    "name", "pool", "generators", "case_count", "practice_case_count", "repeat_count", "repeat_min_gap", "washout_days",
+    "allow_real_image_reuse", "instructions", "display_check", "time_limit_seconds", "allow_back", "blank_ms",
+    "break_every", "equivalence_margin", "truncation", "label", "seed",
 ]
+# Grade-then-reveal: no practice (its feedback would tell) and no repeats (every image is read twice
+# already); the reveal block has instructions of its own.
+GRADE_REVEAL_FIELDS = [
+    name for name in COMMON_FIELDS[:4] + ["synthetic_fraction"] + COMMON_FIELDS[4:]
+    if name not in ("practice_case_count", "repeat_count", "repeat_min_gap", "washout_days")
+]
+GRADE_REVEAL_FIELDS.insert(GRADE_REVEAL_FIELDS.index("instructions") + 1, "reveal_instructions")
 # The fields each design's form shows, in order. A new design (grade-then-reveal) adds its entry
 # here and in DESIGN_HELP; the views and templates follow these two tables.
 DESIGN_FIELDS: dict[str, list[str]] = {
     Design.PAIRED: COMMON_FIELDS,
     Design.MIXED: COMMON_FIELDS[:4] + ["synthetic_fraction"] + COMMON_FIELDS[4:],
+    Design.GRADE_REVEAL: GRADE_REVEAL_FIELDS,
 }
 DESIGN_HELP: dict[str, str] = {
     Design.PAIRED: (
@@ -30,6 +39,13 @@ DESIGN_HELP: dict[str, str] = {
         "Each case shows a single radiograph, real or synthetic, and the reader says which it is with a "
         "confidence from 1 (guessing) to 5 (certain). Further questions, such as a Kellgren–Lawrence grade, "
         "are asked of every image."
+    ),
+    Design.GRADE_REVEAL: (
+        "As in the knee study: readers first grade every image with your questions (say a Kellgren–Lawrence "
+        "grade) without being told that some images are synthetic, so their grading is not coloured by it. "
+        "Only after the last grade are they told, and then they see the same images again in a new order and "
+        "say real or synthetic with a confidence from 1 to 5. Add at least one grading question; the name and "
+        "the instructions are seen while grading, so they must not mention synthetic images."
     ),
 }
 PLAIN_LABELS = {
@@ -47,6 +63,12 @@ PLAIN_LABELS = {
     "label": "Class label for a conditional generator (blank: one drawn per case)",
     "seed": "Seed (draws the cases; keep it to rebuild the study exactly)",
     "synthetic_fraction": "Share of cases that are synthetic",
+    "repeat_min_gap": "Minimum cases between a case and its repeat",
+    "washout_days": "Wash-out before the repeats, days (0: repeats mixed in)",
+    "allow_real_image_reuse": "Allow real images already shown in other studies",
+    "display_check": "Readers check their display before the first case",
+    "reveal_instructions": "Instructions for the reveal (real or synthetic) block",
+    "reader_groups": "Assign reader groups",
 }
 
 
@@ -66,13 +88,20 @@ PLAIN_HELP = {
     "truncation": "",
     "label": "",
     "seed": "a new random seed is drawn for every study",
+    "repeat_min_gap": "so a reader is less likely to remember their first answer",
+    "washout_days": "the repeats become a last block, opened this many days after the reader's last first reading",
+    "allow_real_image_reuse": "off by default: a reader who met an image in an earlier study would recognise it as real",
+    "display_check": "a grey-step and contrast pattern; each reader's answer is recorded with their readings",
+    "reveal_instructions": "shown after the last grade, when readers are told some images are synthetic",
+    "reader_groups": "every member of a chosen group is assigned (as if ticked above)",
 }
 # The builder's sections, in order; fields a design does not use are left out.
 SECTIONS = [
-    ("Images and cases", ["name", "pool", "generators", "case_count", "synthetic_fraction", "practice_case_count", "repeat_count"]),
-    ("Reading", ["instructions", "time_limit_seconds", "allow_back", "blank_ms", "break_every"]),
+    ("Images and cases", ["name", "pool", "generators", "case_count", "synthetic_fraction", "practice_case_count", "repeat_count",
+                          "repeat_min_gap", "washout_days", "allow_real_image_reuse"]),
+    ("Reading", ["instructions", "reveal_instructions", "display_check", "time_limit_seconds", "allow_back", "blank_ms", "break_every"]),
     ("Analysis and generation", ["equivalence_margin", "truncation", "label", "seed"]),
-    ("People", ["readers", "coordinators"]),
+    ("People", ["readers", "reader_groups", "coordinators"]),
 ]
 
 
@@ -88,6 +117,7 @@ class StudyForm(forms.ModelForm):
     """Create or edit a study of one design. Frozen fields are shown disabled, with the reason."""
 
     readers = readers()
+    reader_groups = forms.ModelMultipleChoiceField(ReaderGroup.objects.all(), required=False, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
         model = Study
@@ -96,6 +126,7 @@ class StudyForm(forms.ModelForm):
             "generators": forms.CheckboxSelectMultiple,
             "coordinators": forms.CheckboxSelectMultiple,
             "instructions": forms.Textarea(attrs={"rows": 4}),
+            "reveal_instructions": forms.Textarea(attrs={"rows": 3}),
         }
 
     def __init__(self, *args, design: str, user: User, **kwargs):
@@ -103,11 +134,14 @@ class StudyForm(forms.ModelForm):
         self.design = design
         self.instance.design = design
         for name in list(self.fields):
-            if name not in DESIGN_FIELDS[design] + ["readers", "coordinators"]:
+            if name not in DESIGN_FIELDS[design] + ["readers", "reader_groups", "coordinators"]:
                 del self.fields[name]
         for name, field in self.fields.items():
             field.label = PLAIN_LABELS.get(name, field.label)
             field.help_text = PLAIN_HELP.get(name, field.help_text)
+        for name in ("repeat_min_gap", "washout_days"):  # left out or blank: none (the model's default, 0)
+            if name in self.fields:
+                self.fields[name].required = False
         self.fields["generators"].queryset = Generator.objects.order_by("name")
         self.fields["coordinators"].queryset = (
             User.objects.filter(profile__role=Role.COORDINATOR).exclude(pk=user.pk).order_by("username")
@@ -138,13 +172,16 @@ class StudyForm(forms.ModelForm):
             locked = {name.removesuffix("_id") for name in PROTOCOL_FIELDS} | {"generators"}
         else:
             locked = {"pool", "generators", "seed", "case_count", "practice_case_count", "repeat_count",
-                      "synthetic_fraction", "truncation", "label"}
+                      "synthetic_fraction", "truncation", "label", "allow_real_image_reuse", "repeat_min_gap", "washout_days"}
         return [name for name in self.fields if name in locked]
 
     def clean(self):
         cleaned = super().clean()
+        for name in ("repeat_min_gap", "washout_days"):
+            if name in cleaned and cleaned[name] is None:
+                cleaned[name] = 0
         study = self.instance
-        for name in ("pool", "case_count", "practice_case_count", "synthetic_fraction", "label"):
+        for name in ("pool", "case_count", "practice_case_count", "synthetic_fraction", "label", "repeat_min_gap", "washout_days"):
             if name in cleaned:
                 setattr(study, name, cleaned[name])
         if cleaned.get("pool") is not None and not self.errors:

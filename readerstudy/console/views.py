@@ -95,6 +95,8 @@ def _save(request: HttpRequest, form: StudyForm, formset) -> None:
             study.log(request.user, "question removed", field=question.key, before=question.label)
             question.delete()
     chosen = set(form.cleaned_data["readers"])
+    for group in form.cleaned_data.get("reader_groups") or []:  # a group's members, as if each were ticked
+        chosen |= set(group.members.filter(is_active=True))
     current = {a.reader for a in study.assignments.select_related("reader")}
     for reader in sorted(chosen - current, key=lambda u: u.username):
         study.add_reader(reader, request.user)

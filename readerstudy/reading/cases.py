@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from readerstudy.reading.instructions import CONFIDENCE_ANCHORS, question_keys
-from readerstudy.studies.models import Design, ServedImage, Slot, Study
+from readerstudy.studies.models import Design, Phase, ServedImage, Slot, Study
 
 
 def image_urls(slot: Slot) -> list[str]:
@@ -56,12 +56,36 @@ class CaseView:
         return self.slot.case.is_practice
 
     @property
+    def reader_design(self) -> str:
+        """What the page asks: "grade" (a grading block: its further questions alone, never a word of
+        synthetic images), "paired" or "mixed". Also the page's layout class and key set."""
+        if self.slot.questions_to_ask()[0] is None:
+            return "grade"
+        return "paired" if self.study.design == Design.PAIRED else "mixed"
+
+    @property
+    def block_start(self) -> int:
+        """Slots before this slot's block: a grade-then-reveal study's reveal counts its own cases."""
+        return self.study.case_count if self.slot.phase == Phase.REVEAL else 0
+
+    @property
     def number(self) -> int:
+        if self.slot.phase in (Phase.GRADE, Phase.REVEAL):
+            return self.slot.position - self.block_start
         return self.slot.position if self.is_practice else self.slot.position - self.practice_count
 
     @property
     def count(self) -> int:
+        if self.slot.phase in (Phase.GRADE, Phase.REVEAL):
+            return self.study.case_count
         return self.practice_count if self.is_practice else self.total - self.practice_count
+
+    @property
+    def block_progress(self) -> tuple[int, int]:
+        """(done, total) for the progress bar: the block's own cases in a grade-then-reveal study."""
+        if self.slot.phase in (Phase.GRADE, Phase.REVEAL):
+            return min(max(self.done - self.block_start, 0), self.study.case_count), self.study.case_count
+        return self.done, self.total
 
     @property
     def progress_text(self) -> str:
@@ -69,7 +93,8 @@ class CaseView:
 
     @property
     def percent(self) -> int:
-        return round(100 * self.done / self.total) if self.total else 0
+        done, total = self.block_progress
+        return round(100 * done / total) if total else 0
 
     def panes(self) -> list[dict]:
         urls = image_urls(self.slot)
@@ -101,8 +126,9 @@ class CaseView:
             "position": self.slot.position,
             "practice": self.is_practice,
             "progress_text": self.progress_text,
-            "done": self.done,
-            "total": self.total,
+            "reader_design": self.reader_design,
+            "done": self.block_progress[0],
+            "total": self.block_progress[1],
             "percent": self.percent,
             "seconds_left_estimate": self.seconds_left_estimate,
             "images": [pane["url"] for pane in self.panes()],

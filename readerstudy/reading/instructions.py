@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from readerstudy.studies.models import Answer, Design, Question, Study
+from readerstudy.studies.models import Answer, Design, Phase, Question, Study
 
 CONFIDENCE_ANCHORS = ("1", "guessing", "5", "certain")
 # Keys that pick an answer to a further question: the question's key, then its choice.
@@ -30,6 +30,8 @@ class Instructions:
     pace_seconds: float | None  # median seconds per case so far in this study
     pace_readings: int
     items: list[str] = field(default_factory=list)
+    # What the reader's current block asks (see CaseView.reader_design): "grade" never mentions synthetic images.
+    reader_design: str = ""
 
     @property
     def expected_minutes(self) -> float | None:
@@ -67,12 +69,18 @@ def question_keys(questions: list[Question]) -> list[tuple[Question, str, list[t
     return keyed
 
 
-def pilot_pace(study: Study) -> tuple[float | None, int]:
-    """Median seconds per case of the first readings stored in this study, and how many there are."""
-    times = sorted(
-        Answer.objects.filter(slot__assignment__study=study, question=study.question, revision=0)
-        .values_list("reading_ms", flat=True)
-    )
+def pilot_pace(study: Study, grading: bool = False) -> tuple[float | None, int]:
+    """Median seconds per case of the first readings stored in this study, and how many there are.
+
+    ``grading``: of the grading block of a grade-then-reveal study (one time per graded slot)."""
+    if grading:
+        graded = Answer.objects.filter(slot__assignment__study=study, slot__phase=Phase.GRADE, revision=0)
+        times = sorted(ms for _, ms in graded.values_list("slot_id", "reading_ms").distinct())
+    else:
+        times = sorted(
+            Answer.objects.filter(slot__assignment__study=study, question=study.question, revision=0)
+            .values_list("reading_ms", flat=True)
+        )
     if not times:
         return None, 0
     middle = len(times) // 2
@@ -84,11 +92,22 @@ def s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
-def instructions_for(study: Study, *, total: int, done: int) -> Instructions:
-    """``total`` and ``done`` count this reader's slots, practice included."""
+def instructions_for(study: Study, *, total: int, done: int, reader_design: str = "") -> Instructions:
+    """``total`` and ``done`` count this reader's slots, practice included.
+
+    A grade-then-reveal study describes the reader's current block only: while grading
+    (``reader_design`` "grade") its cases and questions and nothing else, so the instructions
+    never tell a grading reader that synthetic images are present; after the reveal, the
+    reveal block's cases.
+    """
     practice = study.practice_case_count
-    pace, readings = pilot_pace(study)
-    text = Instructions(study, scored=total - practice, practice=practice, left=total - done, pace_seconds=pace, pace_readings=readings)
+    pace, readings = pilot_pace(study, grading=reader_design == "grade")
+    scored, left = total - practice, total - done
+    if study.design == Design.GRADE_REVEAL:
+        block_done = done if reader_design == "grade" else done - study.case_count
+        scored, left = study.case_count, study.case_count - min(max(block_done, 0), study.case_count)
+    text = Instructions(study, scored=scored, practice=practice, left=left, pace_seconds=pace, pace_readings=readings,
+                        reader_design=reader_design)
     items = text.items
     if practice:
         first = "The first case is practice: after it" if practice == 1 else f"The first {practice} cases are practice: after each"
@@ -124,7 +143,9 @@ def instructions_for(study: Study, *, total: int, done: int) -> Instructions:
     return text
 
 
-def main_question(study: Study) -> str:
+def main_question(study: Study, reader_design: str = "") -> str:
+    if reader_design == "grade":
+        return "Each case shows one radiograph. Answer the questions below it for every case."
     if study.design == Design.PAIRED:
         return "Each case shows two radiographs side by side. One is real and one is synthetic. Choose the image you believe is synthetic."
     return "Each case shows one radiograph, which is either real or synthetic. Say which you believe it is, and how confident you are."

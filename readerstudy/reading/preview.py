@@ -43,7 +43,7 @@ def preview_slots(study: Study, user) -> list[Slot]:
     if len(cases) < study.case_count + study.practice_case_count or not all(c.is_ready for c in cases.values()):
         return []
     return [
-        Slot(assignment=assignment, position=position, case=cases[index], synthetic_side=side)
+        Slot(assignment=assignment, position=position, case=cases[index], synthetic_side=side, phase=assignment.phase_at(position))
         for position, (index, side) in enumerate(assignment.plan(), start=1)
     ]
 
@@ -105,7 +105,7 @@ def preview_answer(request: HttpRequest, study_id: int, position: int) -> JsonRe
     slot = slots[position - 1]
     try:
         payload = json.loads(request.body)
-        choice = str(payload["answer"])
+        choice = "" if payload.get("answer") is None else str(payload["answer"])
         further = payload.get("questions") or {}
         confidence = payload.get("confidence")
         if not isinstance(further, dict):
@@ -113,11 +113,11 @@ def preview_answer(request: HttpRequest, study_id: int, position: int) -> JsonRe
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "malformed answer: expected JSON with answer and reading_ms"}, status=400)
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
-    if choice not in valid:
+    main, questions = slot.questions_to_ask()  # a grade-then-reveal grading case asks its questions only
+    if main is not None and choice not in valid:
         return JsonResponse({"error": f"answer must be one of {', '.join(valid)}"}, status=400)
-    main, questions = slot.questions_to_ask()
-    would_store = {main: choice}
-    if study.design == Design.MIXED:
+    would_store = {main: choice} if main is not None else {}
+    if main is not None and study.design in (Design.MIXED, Design.GRADE_REVEAL):
         if confidence is None or str(confidence) not in {"1", "2", "3", "4", "5"}:
             return JsonResponse({"error": "confidence must be 1 to 5"}, status=400)
         would_store["confidence"] = str(confidence)

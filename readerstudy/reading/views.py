@@ -31,7 +31,7 @@ from readerstudy.archive.models import Image
 from readerstudy.reading.cases import CaseView, image_urls
 from readerstudy.reading.instructions import CONFIDENCE_ANCHORS, instructions_for, main_question, question_keys
 from readerstudy.reading.payload import PayloadError, parse_answer
-from readerstudy.studies.models import Answer, Assignment, Design, ServedImage, Slot, Study
+from readerstudy.studies.models import Answer, Assignment, Design, Phase, ServedImage, Slot, Study
 
 
 
@@ -118,14 +118,33 @@ def reading_json(view):
 def instructions(request: HttpRequest, study_id: int) -> HttpResponse:
     assignment = _assignment(request, study_id)
     done, total = assignment.progress()
-    text = instructions_for(assignment.study, total=total, done=done)
+    slot = assignment.next_slot() or assignment.slots.order_by("position").last()
+    design, further = _block_of(assignment.study, slot)
+    text = instructions_for(assignment.study, total=total, done=done, reader_design=design)
+    if assignment.study.design == Design.GRADE_REVEAL:  # the current block's cases only (grading says nothing of a second part)
+        done, total = text.scored - text.left, text.scored
     context = {"assignment": assignment, "study": assignment.study, "done": done, "total": total, "text": text,
-               **_instruction_questions(assignment.study)}
+               **_instruction_questions(assignment.study, design, further)}
     return render(request, "reading/instructions.html", context)
 
 
-def _instruction_questions(study: Study) -> dict:
-    return {"main_text": main_question(study), "further": question_keys(list(study.questions.all())), "anchors": CONFIDENCE_ANCHORS}
+def _block_of(study: Study, slot: Slot | None) -> tuple[str, list]:
+    """What the reader's current block asks: (reader design as CaseView.reader_design, further questions)."""
+    if slot is None:
+        return ("paired" if study.design == Design.PAIRED else "mixed"), list(study.questions.all())
+    main, further = slot.questions_to_ask()
+    return ("grade" if main is None else "paired" if study.design == Design.PAIRED else "mixed"), further
+
+
+def _instruction_questions(study: Study, reader_design: str = "", further: list | None = None) -> dict:
+    further = list(study.questions.all()) if further is None else further
+    return {"main_text": main_question(study, reader_design), "further": question_keys(further), "anchors": CONFIDENCE_ANCHORS}
+
+
+def _reveal_comes_first(study: Study, slot: Slot) -> bool:
+    """Grade-then-reveal: the reader is told synthetic images are present only after the last grade,
+    on a page of its own before the first reveal case (until that case is first served)."""
+    return slot.phase == Phase.REVEAL and slot.position == study.case_count + 1 and slot.first_served_at is None
 
 
 def _takes_break(study: Study, slot: Slot) -> bool:
@@ -149,6 +168,8 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     if slot is None:
         assignment.mark_completed_if_done()
         return render(request, "reading/finished.html", {"study": study})
+    if _reveal_comes_first(study, slot) and "continue" not in request.GET:
+        return render(request, "reading/reveal.html", {"study": study})
     if _takes_break(study, slot) and "continue" not in request.GET:
         done, total = assignment.progress()
         practice = study.practice_case_count
@@ -164,10 +185,14 @@ def next_case(request: HttpRequest, study_id: int) -> JsonResponse:
     study = assignment.study
     if not study.is_ready():
         return JsonResponse({"kind": "not_ready", "url": reverse("read", args=[study_id])})
+    if opens_at := assignment.waiting_until():  # the page shows the wash-out message; the case is not served
+        return JsonResponse({"kind": "washout", "opens_at": opens_at.isoformat(), "url": reverse("read", args=[study_id])})
     slot = assignment.next_slot()
     if slot is None:
         assignment.mark_completed_if_done()
         return JsonResponse({"kind": "finished", "url": reverse("read", args=[study_id])})
+    if _reveal_comes_first(study, slot):  # the reveal page, then its Continue serves the first reveal case
+        return JsonResponse({"kind": "reveal", "url": reverse("read", args=[study_id])})
     if _takes_break(study, slot) and "continue" not in request.GET:
         done, total = assignment.progress()
         practice = study.practice_case_count
@@ -224,8 +249,8 @@ def reading_page_context(request: HttpRequest, view: CaseView, *, next_url: str)
         "idempotency_key": description["idempotency_key"],
         "fields_html": description["fields_html"],
         "next_url": next_url,
-        "text": instructions_for(study, total=total, done=done),
-        **_instruction_questions(study),
+        "text": instructions_for(study, total=total, done=done, reader_design=view.reader_design),
+        **_instruction_questions(study, view.reader_design, view.slot.questions_to_ask()[1]),
     }
 
 
@@ -255,17 +280,21 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
     if main_question is not None and choice not in valid:
         return _bad(f"answer must be one of {', '.join(valid)}")
-    confidence = payload.confidence if study.design == Design.MIXED else None
-    if study.design == Design.MIXED and confidence is None:
+    # Confidence goes with real or synthetic: mixed studies and a grade-then-reveal study's reveal.
+    asks_confidence = main_question is not None and study.design in (Design.MIXED, Design.GRADE_REVEAL)
+    confidence = payload.confidence if asks_confidence else None
+    if asks_confidence and confidence is None:
         return _bad("confidence must be 1 to 5")
-    responses = {study.question: choice}
+    responses = {study.question: choice} if main_question is not None else {}
     try:
-        for question in slot.questions_to_ask()[1]:
+        for question in further_questions:
             value = question.validate_answer(payload.questions.get(question.key))
             if value is not None:
                 responses[question.key] = value
     except ValueError as error:
         return _bad(str(error))
+    if not responses:  # a grading case whose questions are all optional, left blank: nothing to store
+        return _bad("answer at least one question")
     reading = {"responses": responses, "confidence": confidence, "reading_ms": reading_ms, "client": client}
 
     def repeated() -> JsonResponse | None:

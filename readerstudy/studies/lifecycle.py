@@ -34,11 +34,15 @@ PROTOCOL_FIELDS = [
     "design", "pool_id", "seed", "case_count", "synthetic_fraction", "truncation", "label", "instructions",
     "equivalence_margin", "practice_case_count", "time_limit_seconds", "allow_back", "blank_ms", "break_every",
     "repeat_count",
+    # Wash-out repeats, grade-then-reveal, blinding and display check (engineer GR): they change what readers see.
+    "repeat_min_gap", "washout_days", "reveal_instructions", "allow_real_image_reuse", "display_check",
 ]
 # What the draw of cases depends on: fixed from preparation on, before the whole protocol freezes.
 DRAW_FIELDS = [
     "design", "pool_id", "seed", "case_count", "practice_case_count", "repeat_count", "synthetic_fraction",
     "truncation", "label",
+    # The real images drawn (reuse across studies) and each reader's reading order (repeat gap, wash-out block).
+    "allow_real_image_reuse", "repeat_min_gap", "washout_days",
 ]
 # Changed only through the lifecycle methods, which log the change themselves.
 NOT_AUDITED_AS_SETTINGS = {"state", "is_open", "protocol", "protocol_hash", "frozen_at"}
@@ -319,7 +323,11 @@ class StudyLifecycle(models.Model):
         return copy
 
     def real_images_needed(self) -> int:
-        """Real images the draw takes from the pool (as ``draw`` counts them)."""
+        """Real images the draw takes from the pool (as ``draw`` counts them).
+
+        Paired: one per case. Mixed and grade-then-reveal: the cases that are not synthetic (a
+        grade-then-reveal study shows each image twice, graded then judged, but draws it once).
+        """
         blocks = (self.case_count, self.practice_case_count)
         if self.design == "paired":
             return sum(blocks)
@@ -327,6 +335,8 @@ class StudyLifecycle(models.Model):
 
     def images_per_reader(self) -> int:
         readings = self.case_count + self.practice_case_count + self.repeat_count
+        if self.design == "grade_reveal":  # every case graded, then judged
+            readings = 2 * self.case_count
         return readings * (2 if self.design == "paired" else 1)
 
 

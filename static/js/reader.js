@@ -402,7 +402,9 @@
       .then((data) => {
         if (data.kind === "case") { apply(data); return showCase(data.images, hiddenAt); }
         if (data.kind === "break") { showBreak(data); return null; }
-        window.location.assign(data.url); // finished, or not ready: a page of its own
+        // Finished, not ready, a wash-out to wait for, or the reveal of a grade-then-reveal study
+        // (told only now, with the next block's own page, keys and instructions): a page of its own.
+        window.location.assign(data.url);
         return null;
       }, (error) => {
         if (error.ending) end(error.ending, error.message);
@@ -438,6 +440,10 @@
     };
     nextCaseUrl = null;
     Object.assign(root.dataset, { position: String(data.position), answerUrl: data.answer_url, idempotencyKey: data.idempotency_key, practice: data.practice ? "1" : "" });
+    if (data.reader_design && data.reader_design !== root.dataset.design) {
+      root.classList.replace(root.dataset.design, data.reader_design);
+      root.dataset.design = data.reader_design;
+    }
     canvases.forEach((c, i) => { c.dataset.src = data.images[i]; });
     $(".progress-text").textContent = data.progress_text;
     const bar = $(".progress");
