@@ -73,7 +73,7 @@ def test_upload_a_zip_with_labels_and_watch_the_import(coordinator_page, live_se
     page.click("text=See pool knees")
     page.wait_for_selector(".gallery img")
     assert page.locator(".gallery li").count() == 12
-    page.wait_for_function("Array.from(document.querySelectorAll('.gallery img')).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.gallery img')).every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "archive-gallery")
     assert Pool.objects.get(name="knees").real_images().count() == 12
 
@@ -107,7 +107,7 @@ def test_register_the_demo_generator_refusals_and_samples(coordinator_page, live
     shown = page.locator(".samples div:first-child img").count()
     assert shown == len(job.result["samples"]) and shown + job.result["refused"] == 8
     assert page.locator(".samples div:last-child img").count() == 8
-    page.wait_for_function("Array.from(document.querySelectorAll('.samples img')).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.samples img')).every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "source-samples")
     page.goto(f"{live_server.url}/console/sources/new/")
     page.fill("#id_name", "demo-again")
