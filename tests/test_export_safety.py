@@ -30,7 +30,7 @@ def row(reader="rad", answer="real", question="real_or_synthetic", design="mixed
     truth = truth if truth is not None else answer
     return AnswerRow(
         study=extra.pop("study", "s"), design=design, reader=reader, specialty="radiologist", years_experience=5, case="1",
-        position=1, question=question, truth=truth, answer=answer, correct=int(answer == truth), confidence=confidence,
+        position=1, question=question, truth=truth, answer=answer, correct=int(answer == truth) if truth else None, confidence=confidence,
         served_at="2026-01-06T09:00:00Z", answered_at="2026-01-06T09:00:01Z", reading_ms=10, **extra,
     )
 
