@@ -14,13 +14,12 @@ import io
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from readerstudy.archive import encoding
 from readerstudy.archive.fingerprints import png_statistics, single_statistic_aucs
 from readerstudy.archive.importing import import_images
 from readerstudy.archive.models import Image, Pool, Source
+from tests.synthetic import twelve_bit_dicom
 
 pytestmark = pytest.mark.django_db
 
@@ -47,22 +46,9 @@ def demo_like_png(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def twelve_bit_dicom(seed: int) -> bytes:
+def twelve_bit_dicom_file(seed: int) -> bytes:
     """A 12-bit DX DICOM at 1.5 times the presentation size (so the import also resamples)."""
-    values = np.rint(field(seed, size=SIZE * 3 // 2) * 3800 + 120).astype(np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("x.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.SamplesPerPixel, ds.PhotometricInterpretation = "DX", 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.Rows, ds.Columns = values.shape
-    ds.PixelData = values.tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return twelve_bit_dicom(np.rint(field(seed, size=SIZE * 3 // 2) * 3800 + 120).astype(np.uint16))
 
 
 def generator_like(seed: int, gamma: float) -> np.ndarray:
@@ -90,7 +76,7 @@ def build_pool(tmp_path, name: str, make_real, gamma: float) -> Pool:
 
 
 @pytest.mark.parametrize(
-    "make_real, gamma", [(demo_like_png, 0.8), (twelve_bit_dicom, 1.0)], ids=["demo-like 16-bit PNG", "12-bit DICOM"]
+    "make_real, gamma", [(demo_like_png, 0.8), (twelve_bit_dicom_file, 1.0)], ids=["demo-like 16-bit PNG", "12-bit DICOM"]
 )
 def test_no_encoding_statistic_tells_the_source(tmp_path, make_real, gamma):
     pool = build_pool(tmp_path, make_real.__name__.replace("_", "-"), make_real, gamma)
