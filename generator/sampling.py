@@ -74,6 +74,15 @@ class SampleRequest:
 class SampleResult:
     pixels: np.ndarray  # float32 HxW in [0, 1]
     provenance: dict[str, Any]
+    # The network's output on the same scale before clipping to [0, 1] (None where the source
+    # has no such output). A site's presentation step takes this one: saturation is then decided
+    # by its percentile window, as for every real image, and not by where this clip fell.
+    unclipped: np.ndarray | None = None
+
+
+def to_unit_scale(images: torch.Tensor) -> np.ndarray:
+    """(B, 1, R, R) network output in [-1, 1] as (B, R, R) float32 on [0, 1]'s scale, unclipped."""
+    return (images[:, 0].float().cpu().numpy() + 1.0) / 2.0
 
 
 def validate_seed(seed: object) -> None:
@@ -224,15 +233,15 @@ class Sampler:
         results: list[SampleResult] = []
         for start in range(0, len(requests), self.max_batch):
             chunk = requests[start:start + self.max_batch]
-            pixels = self._generate(chunk)
-            for request, image in zip(chunk, pixels):
+            unclipped = self._generate(chunk)
+            for request, image in zip(chunk, unclipped):
                 provenance = self._provenance | {
                     "seed": request.seed,
                     "label": request.label,
                     "truncation": float(request.truncation),
                     "batch_size": self.pad_to or len(chunk),
                 }
-                results.append(SampleResult(pixels=image, provenance=provenance))
+                results.append(SampleResult(pixels=image.clip(0.0, 1.0), provenance=provenance, unclipped=image))
         if self.privacy_screen is not None:
             results = self._screen(results)
         return results
@@ -291,8 +300,8 @@ class Sampler:
         return torch.cat([rows, rows[:1].expand(missing, *rows.shape[1:])])
 
     def _generate(self, requests: Sequence[SampleRequest]) -> np.ndarray:
-        images = self.generate_tensor(requests)
-        return ((images[:, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
+        """(B, R, R) float32 images on the unit scale, not yet clipped to [0, 1]."""
+        return to_unit_scale(self.generate_tensor(requests))
 
     def _validate(self, request: SampleRequest) -> None:
         validate_seed(request.seed)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .sampling import SampleResult, Sampler, seed_inputs
+from .sampling import SampleResult, Sampler, seed_inputs, to_unit_scale
 
 PCA_SAMPLES = 8192
 PCA_SEED = 0
@@ -99,15 +99,14 @@ class Steerer:
         keys = torch.tensor([seed_inputs(r.seed, self.G.config.latent_dim)[1] for r in requests],
                             dtype=torch.int64, device=self.sampler.device)
         images = self.sampler.synthesize(ws, keys)
-        pixels = ((images[:, 0].float().cpu().numpy() + 1.0) / 2.0).clip(0.0, 1.0)
         results = []
-        for request, image in zip(requests, pixels):
+        for request, image in zip(requests, to_unit_scale(images)):
             provenance = self.sampler._provenance | {
                 "seed": request.seed, "label": request.label, "truncation": float(request.truncation),
                 "batch_size": self.sampler.pad_to or min(len(requests), self.sampler.max_batch),
                 "steering": asdict(request) | {"pca_samples": PCA_SAMPLES, "pca_seed": PCA_SEED},
             }
-            results.append(SampleResult(pixels=image, provenance=provenance))
+            results.append(SampleResult(pixels=image.clip(0.0, 1.0), provenance=provenance, unclipped=image))
         if self.sampler.privacy_screen is not None:
             results = self.sampler._screen(results)
         return results

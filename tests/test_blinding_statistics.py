@@ -89,6 +89,7 @@ def test_no_encoding_statistic_tells_the_source(tmp_path, make_real, gamma):
     assert len({len(item) for item in data}) == 1
     assert all(row["filter_none"] == 1.0 for row in rows)
     assert len({row["common_step"] for row in rows}) == 1
+    assert len({(row["share_at_min"], row["share_at_max"]) for row in rows}) == 1  # exact end shares
 
 
 def test_the_old_encoding_fails_the_same_check(tmp_path):

@@ -2,6 +2,7 @@ import io
 import struct
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from readerstudy.archive.encoding import decode_png, encode_png, pixel_sha256, to_presentation
@@ -61,14 +62,35 @@ def test_file_size_depends_on_dimensions_and_depth_alone_and_every_row_is_unfilt
         assert np.array_equal(decode_png(encode_png(noisy)), noisy)
 
 
-def test_every_image_gets_about_one_percent_at_each_end_whatever_its_source_clipped():
+def test_every_image_gets_exactly_one_percent_at_each_end_whatever_its_source_clipped():
     rng = np.random.default_rng(4)
     continuous = rng.random((100, 100))
     clipped = np.clip(rng.normal(0.5, 0.2, (100, 100)), 0.3, 0.8)  # 7 % tied at each end, as a hard clip leaves them
-    for pixels in (continuous, np.rint(continuous * 4095) / 4095):
+    coarse = np.rint(continuous * 63) / 63  # a coarse source grid: ~160 pixels tied on every value
+    for pixels in (continuous, np.rint(continuous * 4095) / 4095, clipped, coarse):
         levels = encoding.to_presentation(pixels, 100, 16, 4096)
-        assert 0.009 <= np.mean(levels == 0) <= 0.012 and 0.009 <= np.mean(levels == levels.max()) <= 0.012
-    assert np.mean(encoding.to_presentation(clipped, 100, 16, 4096) == 0) > 0.05  # ties are pixels: kept
+        top = 4095 * 16
+        assert np.sum(levels == 0) == 100 and np.sum(levels == top) == 100
+        assert levels.max() == top and np.all(levels % 16 == 0)
+    # The order of a sample is kept: a brighter source pixel is never presented darker.
+    levels = encoding.to_presentation(continuous, 100, 16, 4096).astype(np.int64).ravel()
+    order = np.argsort(continuous.ravel())
+    assert np.all(np.diff(levels[order]) >= 0)
+
+
+def test_ties_split_at_an_end_scatter_rather_than_draw_a_line():
+    """A flat region tied at the darkest value (a collimator border) is split between the two
+    darkest levels by a fixed random order of positions, not by rows."""
+    pixels = np.linspace(0, 1, 100 * 100).reshape(100, 100)
+    pixels[:5] = 0.0  # 5 % tied at the minimum
+    dark = encoding.to_presentation(pixels, 100, 16, 4096)[:5] == 0
+    assert dark.sum() == 100 and dark.any(axis=1).all() and dark.any(axis=0).sum() > 50
+
+
+def test_version_1_pools_keep_their_rounded_ends():
+    rng = np.random.default_rng(4)
+    clipped = np.clip(rng.normal(0.5, 0.2, (100, 100)), 0.3, 0.8)
+    assert np.mean(encoding.to_presentation(clipped, 100, 16, 4096, version=1) == 0) > 0.05  # ties kept as they were
 
 
 def test_quantised_values_are_multiples_of_one_step_of_the_pools_grid():
@@ -85,3 +107,21 @@ def test_levels_in_window_measures_the_sources_grid():
     assert abs(encoding.levels_in_window(np.rint(field * 4095) / 4095) - 0.98 * 4096) < 40
     assert abs(encoding.levels_in_window(np.rint(field * 255) / 255) - 0.98 * 256) < 5
     assert encoding.levels_in_window(field) > 4096 * 4  # continuous: far finer than any cap
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pools_from_before_exact_ends_keep_version_1_and_new_pools_get_version_2():
+    """So that a study made on an older pool still rebuilds pixel for pixel (studies/rebuild.py)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from readerstudy.archive.models import Pool
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("archive", "0002_issue12a_pool_grey_levels")])
+    old = executor.loader.project_state([("archive", "0002_issue12a_pool_grey_levels")]).apps
+    old.get_model("archive", "Pool").objects.create(name="older", presentation_size=32, bit_depth=16, grey_levels=64)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert Pool.objects.get(name="older").presentation_version == 1
+    assert Pool.objects.create(name="newer", presentation_size=32, bit_depth=16).presentation_version == 2

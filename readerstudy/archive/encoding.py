@@ -5,11 +5,20 @@ source apart except the anatomy, so every image, whatever made it, is:
 
 1. reduced to a float array, centre-cropped to a square and resized (``square``);
 2. normalised the same way (``normalise``): clipped at its own 1st and 99th
-   percentiles and rescaled to [0, 1]. Every image therefore has about 1 % of its
+   percentiles and rescaled to [0, 1]. Every image therefore has 1 % of its
    pixels at the lowest and at the highest value (a real archive clipped at fixed
    percentiles before export no longer stands out by its extremes), and the
    viewer's "Full" window (0.5th-99.5th percentile) opens every image at exactly
-   the full range;
+   the full range. Since presentation version 2 the share is *exactly* the same
+   for every image (``EXTREME_SHARE`` of its pixels, rounded, at each end): the
+   darkest and brightest pixels are chosen by rank, ties broken by one fixed
+   pseudo-random order of positions, and every other pixel is kept off the two end
+   levels. Without it the share depended on ties at the percentile (a real image's
+   source grid has them, a generator's float output has none) and on the image's
+   histogram slope there: on the demo the share at the darkest level told the
+   source with AUC 0.73. A generator's output reaches this step unclipped
+   (``SampleResult.unclipped``), so its saturation too is decided here and not by
+   the generator's own clip to [0, 1] (AUC 0.64 from that alone);
 3. quantised to the pool's grey-level grid (``quantise``): ``grey_levels`` levels
    ``q`` (0..L-1), stored as ``q * step`` with ``step = (2**bit_depth - 1) // (L - 1)``.
    A pool's grid is measured at its first import: half the fewest grey levels any
@@ -43,6 +52,7 @@ studies (README, Blinding).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import struct
@@ -53,6 +63,8 @@ from PIL import Image
 
 CONTENT_TYPE = "image/png"
 NORMALISE_PERCENTILES = (1.0, 99.0)
+EXTREME_SHARE = 0.01  # exactly this share of every image's pixels at each end level (presentation version 2)
+PRESENTATION_VERSION = 2  # 1: grid, rounded ends; 2: exact end shares, unclipped synthetic input
 MAX_GREY_LEVELS = 4096  # 12 bits: the depth of most for-presentation radiographs
 PIXELS_PER_LEVEL = 16  # smaller images get fewer levels, so that every level stays populated
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -143,12 +155,49 @@ def quantise(unit: np.ndarray, bit_depth: int, grey_levels: int) -> np.ndarray:
     return levels.astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
-def to_presentation(pixels: np.ndarray, size: int, bit_depth: int, grey_levels: int | None = None) -> np.ndarray:
+def quantise_exact_ends(values: np.ndarray, bit_depth: int, grey_levels: int) -> np.ndarray:
+    """Normalise and quantise with exactly ``EXTREME_SHARE`` of the pixels on each end level.
+
+    The darkest and brightest ``k`` pixels by rank (ties in the fixed order of
+    ``_tie_order``) take the end levels; the window runs from the k-th darkest to the k-th
+    brightest value, and every other pixel is rescaled by it onto the levels in between.
+    """
+    flat = values.astype(np.float64).ravel()
+    count = flat.size
+    ends = max(1, int(round(count * EXTREME_SHARE)))
+    if 2 * ends >= count:
+        raise ValueError(f"an image of {count} pixels is too small to present")
+    order = np.lexsort((_tie_order(count), flat))
+    low, high = flat[order[ends - 1]], flat[order[count - ends]]
+    top_level = grey_levels - 1
+    if high > low:
+        inner = np.rint(np.clip((flat - low) / (high - low), 0.0, 1.0) * top_level)
+        inner = np.clip(inner, 1, max(1, top_level - 1))
+    else:  # flat between the ends: one middle level
+        inner = np.full(count, max(1, top_level // 2), dtype=np.float64)
+    inner[order[:ends]] = 0
+    inner[order[count - ends:]] = top_level
+    return quantise(inner.reshape(values.shape) / top_level, bit_depth, grey_levels)
+
+
+@functools.lru_cache(maxsize=8)
+def _tie_order(count: int) -> np.ndarray:
+    """One fixed pseudo-random rank per pixel position: which of equal pixels count as darker.
+
+    Random rather than raster order, so that a flat region split between an end level and
+    the next shows as fine noise under the narrowest window, never as a line.
+    """
+    return np.random.default_rng(20261130).permutation(count)
+
+
+def to_presentation(pixels: np.ndarray, size: int, bit_depth: int, grey_levels: int | None = None,
+                    version: int = PRESENTATION_VERSION) -> np.ndarray:
     """Turn a float image into the pool's presentation pixels (uint8 or uint16, size x size).
 
     With ``grey_levels`` (every pool imported since the presentation step existed): the
-    percentile normalisation and the pool's grid. Without (older pools only): values in
-    [0, 1] are clipped and spread over the whole container, as those pools were stored.
+    percentile normalisation and the pool's grid, with exact end shares from version 2.
+    Without (older pools only): values in [0, 1] are clipped and spread over the whole
+    container, as those pools were stored.
     """
     if bit_depth not in (8, 16):
         raise ValueError(f"bit depth must be 8 or 16, not {bit_depth}")
@@ -156,6 +205,13 @@ def to_presentation(pixels: np.ndarray, size: int, bit_depth: int, grey_levels: 
     if grey_levels is None:
         top = (1 << bit_depth) - 1
         return np.rint(np.clip(squared, 0.0, 1.0) * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
+    return present_square(squared, bit_depth, grey_levels, version)
+
+
+def present_square(squared: np.ndarray, bit_depth: int, grey_levels: int, version: int = PRESENTATION_VERSION) -> np.ndarray:
+    """A presentation-sized float square onto the pool's grid, by the pool's presentation version."""
+    if version >= 2:
+        return quantise_exact_ends(squared, bit_depth, grey_levels)
     return quantise(normalise(squared), bit_depth, grey_levels)
 
 

@@ -164,7 +164,7 @@ def import_images(
             pool.grey_levels = encoding.pool_grey_levels([count for *_, count in measured], pool.bit_depth, pool.presentation_size)
         summary.grey_levels = pool.grey_levels
         for name, squared, _ in measured:
-            levels = encoding.quantise(encoding.normalise(squared), pool.bit_depth, pool.grey_levels)
+            levels = encoding.present_square(squared, pool.bit_depth, pool.grey_levels, pool.presentation_version)
             digest = pixel_sha256(levels)
             label = labels.get(name) if labels else None
             kept = built.get(digest)

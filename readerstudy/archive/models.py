@@ -33,6 +33,11 @@ class Pool(models.Model):
     # The grey-level grid every image of the pool is quantised to (encoding.py), measured at the
     # first import; None for pools imported before the presentation step existed.
     grey_levels = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # How its images were presented (encoding.PRESENTATION_VERSION when created): an older
+    # pool keeps its own version, so its studies still rebuild pixel for pixel.
+    presentation_version = models.PositiveSmallIntegerField(
+        default=encoding.PRESENTATION_VERSION, db_default=encoding.PRESENTATION_VERSION, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -42,7 +47,15 @@ class Pool(models.Model):
         return self.images.filter(source=Source.REAL)
 
     def present(self, pixels: np.ndarray) -> np.ndarray:
-        return encoding.to_presentation(pixels, self.presentation_size, self.bit_depth, self.grey_levels)
+        return encoding.to_presentation(pixels, self.presentation_size, self.bit_depth, self.grey_levels,
+                                        self.presentation_version)
+
+    def present_sample(self, result) -> np.ndarray:
+        """A generator's SampleResult as this pool presents it: from version 2 its unclipped output."""
+        unclipped = getattr(result, "unclipped", None)
+        if self.presentation_version >= 2 and unclipped is not None:
+            return self.present(unclipped)
+        return self.present(result.pixels)
 
     @property
     def effective_bits(self) -> float | None:

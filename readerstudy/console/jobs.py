@@ -43,7 +43,7 @@ def generator_samples(job: Job) -> None:
         label = seed % generator.num_classes if generator.num_classes else None
         [result] = sample_screened(sampler, [SampleRequest(seed=seed, label=label)])
         if passed_screen(result):
-            data = encoding.encode_png(pool.present(result.pixels))
+            data = encoding.encode_png(pool.present_sample(result))
             name = sample_name(job.pk, len(kept))
             storages["default"].delete(name)  # a job run again overwrites its own samples
             storages["default"].save(name, ContentFile(data))

@@ -172,7 +172,7 @@ def _fill(study: Study, generator: Generator, sampler, cases: list[Case]) -> int
 
 def _store(study: Study, generator: Generator, result, key: str) -> Image:
     origin = {"generator": generator.name, "generator_kind": generator.kind, **result.provenance}
-    image = Image.build(study.pool, study.pool.present(result.pixels), Source.SYNTHETIC, origin, generation_key=key)
+    image = Image.build(study.pool, study.pool.present_sample(result), Source.SYNTHETIC, origin, generation_key=key)
     try:
         with transaction.atomic():
             image.save()

@@ -46,7 +46,7 @@ def _resample_differences(study: Study, generator, cases: list) -> list[str]:
         elif not passed_screen(result):
             differences.append(f"case {case.index + 1}: the stored image's candidate is now refused by the privacy screen")
         else:
-            levels = study.pool.present(result.pixels)
+            levels = study.pool.present_sample(result)
             if pixel_sha256(levels) != case.synthetic_image.pixel_sha256:
                 apart = _grey_levels_apart(levels, case.synthetic_image)
                 differences.append(f"case {case.index + 1}: resampled synthetic pixels differ from the stored image "
