@@ -22,6 +22,7 @@ _GENERATOR_FLAGS = {"resolution": int, "latent_dim": int, "base_width": int, "ma
 _TRAINING_FLAGS = {
     "steps": int, "batch_size": int, "lr_g": float, "lr_d": float, "ema_decay": float, "r1_gamma": float,
     "r1_every": int, "checkpoint_every": int, "sample_every": int, "seed": int, "augment": str,
+    "d_warmup_steps": int,
 }
 
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="network (default dcgan; stylegan2 also switches to its optimiser/R1/augment defaults)")
     train.add_argument("--no-mixed-precision", action="store_true", help="fp32 on CUDA instead of bf16 autocast")
     train.add_argument("--time-limit", type=float, help="stop (and save) after this many seconds")
+    train.add_argument("--init-from", type=Path, help="fine-tune: start G from this checkpoint's generator "
+                       "(a release file will do) with a new discriminator; see --d-warmup-steps")
     for name, kind in (_GENERATOR_FLAGS | _TRAINING_FLAGS).items():
         train.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
 
@@ -179,10 +182,12 @@ def _train(args: argparse.Namespace) -> int:
         train_config = dataclasses.replace(train_config, release_fp16=False)
     if args.no_mixed_precision:
         train_config = dataclasses.replace(train_config, mixed_precision=False)
+    if args.init_from and not args.resume:  # the EMA starts from trained weights: no warm-up towards them
+        train_config = dataclasses.replace(train_config, ema_warmup=False)
 
     started = time.perf_counter()
     result = train(args.data, args.out, gen_config, train_config, labels_csv=args.labels, resume=args.resume,
-                   device=args.device, time_limit_s=args.time_limit)
+                   device=args.device, time_limit_s=args.time_limit, init_from=args.init_from)
     print(f"trained to step {result.step} in {time.perf_counter() - started:.0f} s; "
           f"release: {result.release}; resumable: {result.training}")
     return 0

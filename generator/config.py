@@ -90,6 +90,10 @@ class TrainingConfig(_JsonConfig):
     release_fp16: bool = True  # halves the release file; sampling upcasts to fp32
     augment: str = ""  # DiffAugment policy, e.g. "translation,cutout,brightness,contrast"; "" = none
     mixed_precision: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    # Fine-tuning a released generator (train(init_from=...)): its new discriminator first learns
+    # alone for this many steps, and the EMA starts from the released weights without a warm-up.
+    d_warmup_steps: int = 0
+    ema_warmup: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "r1_every", "checkpoint_every", "sample_every"):

@@ -66,12 +66,16 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     time_limit_s: float | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train until train_config.steps, writing checkpoints and sample grids under out_dir.
 
     With resume=True the run continues from out_dir/training-latest.safetensors; its
     configs must equal the given ones except FREE_ON_RESUME (e.g. `steps`, to train longer).
     time_limit_s stops early (and saves) once that much wall time has passed.
+    init_from starts G (and its EMA) from a checkpoint's generator weights, e.g. a release
+    file that has no training state, with a new discriminator: fine-tuning. Its config must
+    equal gen_config; set train_config.d_warmup_steps so the new D learns before G follows it.
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -97,6 +101,8 @@ def train(
     with torch.random.fork_rng(devices=[]):  # seed initialisation without touching the caller's RNG
         torch.manual_seed(cfg.seed)
         G, D = build_generator(gen_config), build_discriminator(gen_config)
+    if init_from is not None and not resume:
+        _load_generator(G, init_from, gen_config)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     G, D, G_ema = G.to(device), D.to(device), G_ema.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
@@ -146,6 +152,23 @@ def train(
         )
         return save_checkpoint(out / TRAINING_CHECKPOINT, gen_config, G_ema.state_dict(), training=state)
 
+    def _generator_step() -> torch.Tensor:
+        """Generator: non-saturating loss; D's parameters need no gradients (and no DDP sync) here."""
+        D.requires_grad_(False)
+        with autocast():
+            fake = generate(G_train)
+            g_loss = F.softplus(-D(augment(fake.float()), y).float()).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+        # EMA with a warm-up so early weights are not dominated by the random init.
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.lerp_(p, 1.0 - decay)
+        return g_loss
+
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and writer), unit="step", dynamic_ncols=True)
     tick, tick_step = time.perf_counter(), step
     while step < cfg.steps:
@@ -170,20 +193,10 @@ def train(
         d_loss.backward()
         opt_d.step()
 
-        # Generator: non-saturating loss; D's parameters need no gradients (and no DDP sync) here.
-        D.requires_grad_(False)
-        with autocast():
-            fake = generate(G_train)
-            g_loss = F.softplus(-D(augment(fake.float()), y).float()).mean()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-
-        # EMA with a warm-up so early weights are not dominated by the random init.
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                p_ema.lerp_(p, 1.0 - decay)
+        if step < cfg.d_warmup_steps:  # a new discriminator learns alone first (fine-tuning)
+            g_loss = torch.zeros(())
+        else:
+            g_loss = _generator_step()
         step += 1
         bar.update(1)
 
@@ -213,6 +226,14 @@ def train(
     if world > 1:
         torch.distributed.barrier()
     return TrainResult(release=release_path, training=training_path, step=step)
+
+
+def _load_generator(G: torch.nn.Module, path: str | Path, gen_config: GeneratorConfig) -> None:
+    """G's weights from any checkpoint of the same architecture (a release file included), in G's dtype."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.config != gen_config:
+        raise ValueError(f"{Path(path).name} is a {checkpoint.config.to_json()} generator, not {gen_config.to_json()}")
+    G.load_state_dict({name: tensor.float() for name, tensor in checkpoint.generator.items()})
 
 
 def _init_distributed() -> tuple[int, int]:

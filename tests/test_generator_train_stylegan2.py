@@ -93,3 +93,24 @@ def test_ddp_two_processes_on_cpu(data_dir, tmp_path):
     state = load_checkpoint(tmp_path / "ddp" / TRAINING_CHECKPOINT)
     assert state.training.step == 2
     assert (tmp_path / "ddp" / RELEASE_CHECKPOINT).exists()
+
+
+def test_fine_tunes_a_release_file_with_a_new_discriminator(data_dir, tmp_path):
+    """A release file has no training state: init_from starts G from it, and the new D learns alone first."""
+    released = load_checkpoint(_run(data_dir, tmp_path / "first", 2).release)
+    tuning = TrainingConfig(**{**TRAINING.to_dict(), "steps": 2, "d_warmup_steps": 2, "ema_warmup": False})
+    warmed = load_checkpoint(train(data_dir, tmp_path / "warm", CONFIG, tuning, labels_csv=data_dir / "labels.csv",
+                                   device="cpu", progress=False, init_from=tmp_path / "first" / RELEASE_CHECKPOINT).release)
+    for key, value in released.generator.items():
+        if key != "w_avg":  # re-estimated at every save
+            assert torch.equal(value, warmed.generator[key]), key  # only D trained during the warm-up
+
+    tuning = TrainingConfig(**{**tuning.to_dict(), "steps": 4})
+    tuned = load_checkpoint(train(data_dir, tmp_path / "tuned", CONFIG, tuning, labels_csv=data_dir / "labels.csv",
+                                  device="cpu", progress=False, init_from=tmp_path / "first" / RELEASE_CHECKPOINT).release)
+    assert any(not torch.equal(value, tuned.generator[key]) for key, value in released.generator.items() if key != "w_avg")
+
+    other = GeneratorConfig(**{**CONFIG.to_dict(), "latent_dim": 8})
+    with pytest.raises(ValueError, match="generator, not"):
+        train(data_dir, tmp_path / "bad", other, tuning, labels_csv=data_dir / "labels.csv", device="cpu",
+              progress=False, init_from=tmp_path / "first" / RELEASE_CHECKPOINT)
