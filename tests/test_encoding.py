@@ -96,9 +96,10 @@ def test_version_1_pools_keep_their_rounded_ends():
 def test_quantised_values_are_multiples_of_one_step_of_the_pools_grid():
     levels = encoding.quantise(np.linspace(0, 1, 10_000).reshape(100, 100), 16, 4096)
     assert np.all(levels % 16 == 0) and levels.max() == 4095 * 16 and len(np.unique(levels)) == 4096
-    assert encoding.pool_grey_levels([70_000, 9000], 16, 256) == 4096
+    assert encoding.pool_grey_levels([70_000, 9000], 16, 512) == 4096
+    assert encoding.pool_grey_levels([70_000, 9000], 16, 256) == 1024  # one level per 64 pixels
     assert encoding.pool_grey_levels([900, 5000], 16, 256) == 450  # half the fewest: no empty levels from re-gridding
-    assert encoding.pool_grey_levels([9000], 16, 32) == 64  # one level per 16 pixels
+    assert encoding.pool_grey_levels([9000], 16, 64) == 64  # one level per 64 pixels
 
 
 def test_levels_in_window_measures_the_sources_grid():

@@ -259,11 +259,11 @@ def test_the_first_import_fixes_the_pools_grid_and_coarser_images_are_skipped_la
     first.mkdir(), later.mkdir()
     rng = np.random.default_rng(6)
     for i in range(3):
-        (first / f"dx-{i}.dcm").write_bytes(dicom_bytes(rng.integers(0, 4096, (64, 64)).astype(np.uint16)))
-    (later / "coarse.dcm").write_bytes(dicom_bytes((rng.integers(0, 100, (64, 64)) * 40).astype(np.uint16)))
-    pool = Pool.objects.create(name="grid", presentation_size=64)
+        (first / f"dx-{i}.dcm").write_bytes(dicom_bytes(rng.integers(0, 4096, (128, 128)).astype(np.uint16)))
+    (later / "coarse.dcm").write_bytes(dicom_bytes((rng.integers(0, 100, (128, 128)) * 40).astype(np.uint16)))
+    pool = Pool.objects.create(name="grid", presentation_size=128)
     summary = import_images(first, pool)
-    assert len(summary.imported) == 3 and Pool.objects.get(pk=pool.pk).grey_levels == 256  # 64 x 64 / 16
+    assert len(summary.imported) == 3 and Pool.objects.get(pk=pool.pk).grey_levels == 256  # 128 x 128 / 64
     steps = {int(np.gcd.reduce(image.read_levels().ravel()[image.read_levels().ravel() > 0])) for image in pool.images.all()}
     assert steps == {65535 // 255}
     again = import_images(later, pool)
