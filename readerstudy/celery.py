@@ -45,7 +45,7 @@ app.conf.update(
 
 @app.task(name="readerstudy.run_job")
 def run_job(job_id: int) -> None:
-    from readerstudy.jobs.celery_dispatch import run_claimed
+    from readerstudy.jobs.claims import run_claimed
 
     run_claimed(job_id, worker_id(run_job.request.hostname))
 

@@ -187,7 +187,7 @@ def stored_job(db, pool, checkpoint):
 def test_a_job_held_by_a_live_worker_is_not_run_twice(stored_job):
     from django.utils import timezone
 
-    from readerstudy.jobs.celery_dispatch import run_claimed
+    from readerstudy.jobs.claims import run_claimed
 
     stored_job.__class__.objects.filter(pk=stored_job.pk).update(status="running", attempts=1, worker="other 1", heartbeat_at=timezone.now())
     run_claimed(stored_job.pk, "me 2")
@@ -199,7 +199,7 @@ def test_a_job_held_by_a_live_worker_is_not_run_twice(stored_job):
 def test_a_job_whose_worker_went_silent_is_taken_over_and_finished(stored_job, settings):
     from django.utils import timezone
 
-    from readerstudy.jobs.celery_dispatch import run_claimed
+    from readerstudy.jobs.claims import run_claimed
 
     silent_since = timezone.now() - timedelta(seconds=settings.JOBS_STALE_SECONDS + 1)
     stored_job.__class__.objects.filter(pk=stored_job.pk).update(status="running", attempts=1, worker="dead 1", heartbeat_at=silent_since)
@@ -210,7 +210,7 @@ def test_a_job_whose_worker_went_silent_is_taken_over_and_finished(stored_job, s
 
 
 def test_a_job_whose_worker_died_too_often_fails_with_that_reason(stored_job, settings):
-    from readerstudy.jobs.celery_dispatch import run_claimed
+    from readerstudy.jobs.claims import run_claimed
 
     stored_job.__class__.objects.filter(pk=stored_job.pk).update(status="running", attempts=settings.JOBS_MAX_ATTEMPTS, heartbeat_at=None)
     run_claimed(stored_job.pk, "me 2")
@@ -221,7 +221,7 @@ def test_a_job_whose_worker_died_too_often_fails_with_that_reason(stored_job, se
 
 
 def test_finished_jobs_delivered_again_are_left_alone(stored_job):
-    from readerstudy.jobs.celery_dispatch import run_claimed
+    from readerstudy.jobs.claims import run_claimed
 
     for status in ("succeeded", "failed"):
         stored_job.__class__.objects.filter(pk=stored_job.pk).update(status=status, attempts=1, message="kept")

@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 
 from readerstudy.archive.models import Image, Pool, Source
 from readerstudy.console.permissions import coordinator_required
-from readerstudy.jobs.engine import enqueue
+from readerstudy.jobs.engine import enqueue, resume_orphans
 from readerstudy.jobs.models import Job
 
 THUMBNAIL_SIZE = 160
@@ -137,6 +137,7 @@ def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_GET
 def job_progress(request: HttpRequest, job_id: int) -> JsonResponse:
     """A job's progress for the console's progress bars (static/js/job_progress.js polls it)."""
+    resume_orphans()
     job = get_object_or_404(Job, pk=job_id)
     return JsonResponse({
         "status": job.status, "done": job.done, "total": job.total, "percent": job.percent,

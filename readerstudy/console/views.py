@@ -20,13 +20,14 @@ from django.views.decorators.http import require_GET, require_POST
 from readerstudy.console import overview
 from readerstudy.console.forms import DESIGN_FIELDS, DESIGN_HELP, CloneForm, ExclusionForm, QuestionFormSet, StudyForm
 from readerstudy.console.permissions import coordinator_required
-from readerstudy.jobs.engine import enqueue
+from readerstudy.jobs.engine import enqueue, resume_orphans
 from readerstudy.studies.lifecycle import State
 from readerstudy.studies.models import Design, Exclusion, Study
 
 
 @coordinator_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    resume_orphans()
     studies = Study.objects.coordinated_by(request.user).order_by("name")
     designs = [(design, Design(design).label, DESIGN_HELP[design]) for design in DESIGN_FIELDS]
     return render(request, "console/dashboard.html", {"studies": studies, "designs": designs})
@@ -107,6 +108,7 @@ def _save(request: HttpRequest, form: StudyForm, formset) -> None:
 @coordinator_required
 def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _study(request, study_id)
+    resume_orphans()
     rows = overview.monitoring(study)
     context = {
         "study": study,
@@ -141,6 +143,7 @@ def study_prepare(request: HttpRequest, study_id: int) -> HttpResponse:
 def study_progress(request: HttpRequest, study_id: int) -> JsonResponse:
     """The preparation's progress, for the study page's progress bar."""
     study = _study(request, study_id)
+    resume_orphans()
     job = study.jobs.filter(kind="prepare_study").first()
     body = {"state": study.state, "state_label": study.get_state_display(), "ready": study.is_ready()}
     if job is not None:

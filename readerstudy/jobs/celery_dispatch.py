@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from readerstudy.jobs.engine import QUEUES, run
+from readerstudy.jobs.engine import QUEUES
 from readerstudy.jobs.models import Job
 
 log = logging.getLogger(__name__)
@@ -40,40 +40,6 @@ def send_part(job: Job, function: str, part: int, parts: int) -> None:
     from readerstudy.celery import run_job_part
 
     run_job_part.apply_async((job.pk, function, part, parts), queue=QUEUES.get(job.kind, "default"))
-
-
-def run_claimed(job_id: int, worker: str) -> None:
-    """Run the job here unless it is finished or another live worker holds it."""
-    now = timezone.now()
-    unheld = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - timedelta(seconds=settings.JOBS_STALE_SECONDS))
-    claimed = Job.objects.filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING) & unheld, pk=job_id)
-    if not claimed.update(worker=worker, heartbeat_at=now):
-        log.info("job %s: finished, or held by a live worker; delivery ignored", job_id)
-        return
-    job = Job.objects.get(pk=job_id)
-    if job.status == Job.Status.RUNNING and job.attempts >= settings.JOBS_MAX_ATTEMPTS:
-        Job.objects.filter(pk=job_id).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(),
-            message=f"its worker stopped {job.attempts} times while running it (killed, or out of memory); "
-                    "not tried again. Check the workers' logs, then start the job again.",
-        )
-        return
-    beating = threading.Event()
-    heart = threading.Thread(target=_beat, args=(job_id, worker, beating), daemon=True)
-    heart.start()
-    try:
-        run(job_id)
-    finally:
-        beating.set()
-        heart.join()
-
-
-def _beat(job_id: int, worker: str, stop: threading.Event) -> None:
-    try:
-        while not stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
-            Job.objects.filter(pk=job_id, worker=worker).update(heartbeat_at=timezone.now())
-    finally:
-        connection.close()
 
 
 def run_part(job_id: int, function: str, part: int, parts: int) -> None:

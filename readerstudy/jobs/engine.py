@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 
@@ -46,7 +48,7 @@ def enqueue(kind: str, *, study=None, user=None, **params) -> Job:
         job.refresh_from_db()
     elif mode == "thread":
         # After commit, so the thread sees the job row (and whatever the caller saved with it).
-        transaction.on_commit(lambda: threading.Thread(target=_run_in_thread, args=(job.pk,), daemon=True).start())
+        transaction.on_commit(lambda: _start_thread(job.pk))
     else:
         from readerstudy.jobs.celery_dispatch import send
 
@@ -76,10 +78,35 @@ def jobs_mode() -> str:
 
 
 def _run_in_thread(job_id: int) -> None:
+    from readerstudy.jobs.claims import run_claimed
+
     try:
-        run(job_id)
+        run_claimed(job_id, f"{socket.gethostname()} {os.getpid()} thread")  # this process holds it
     finally:
         close_old_connections()
+
+
+def _start_thread(job_id: int) -> None:
+    threading.Thread(target=_run_in_thread, args=(job_id,), name=f"job-{job_id}", daemon=True).start()
+
+
+def resume_orphans() -> int:
+    """Embedded default: run again, in threads of this process, the jobs a stopped web
+    process left behind (a restart mid-preparation); returns how many were started.
+
+    Called when a coordinator looks at a page that shows jobs, so a study left "preparing"
+    by a restart goes on once its heartbeat is JOBS_STALE_SECONDS old. Celery workers take
+    over their own orphans (celery_dispatch.take_over).
+    """
+    if jobs_mode() != "thread":
+        return 0
+    from readerstudy.jobs.claims import orphaned_jobs
+
+    orphans = list(orphaned_jobs().values_list("pk", flat=True))
+    for job_id in orphans:
+        log.warning("job %s: its web process stopped; running it again", job_id)
+        _start_thread(job_id)  # the claim decides: of two pages resuming one job, one runs it
+    return len(orphans)
 
 
 def run(job_id: int) -> None:
