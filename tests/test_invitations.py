@@ -58,6 +58,8 @@ def test_invitation_creates_a_reader_with_specialty_and_enrols_them(coordinator,
     assert study.name in client.get(reverse("home")).content.decode()  # logged in, study listed
     invitation = Invitation.objects.get()
     assert invitation.used_by == user and invitation.state == "used"
+    added = study.audit_log.get(action="reader added")  # in the study's audit log, as the inviting coordinator's doing
+    assert (added.by.username, added.after) == ("coord", f"newreader (invitation #{invitation.pk})")
     # Single use: the same link is refused afterwards, for anyone.
     client.logout()
     again = client.get(link)
@@ -115,6 +117,8 @@ def test_groups_assign_many_readers_at_once(coordinator, make_study, readers):
     assert study.assignments.count() == 3 and study.assignments.get(reader=third).slots.count() == 10
     after = {a.reader.username: list(a.slots.values_list("case_id", flat=True)) for a in study.assignments.exclude(reader=third)}
     assert after == before  # readers assigned already keep their order
+    added = study.audit_log.filter(action="reader added")  # the one newly assigned, by the coordinator
+    assert [(e.by.username, e.after) for e in added] == [("coord", "third (group panel)")]
 
 
 def test_password_reset_by_email(client):
@@ -129,3 +133,13 @@ def test_password_reset_by_email(client):
     response = client.post(form_url, {"new_password1": "another-long-one-77", "new_password2": "another-long-one-77"})
     assert response.status_code == 302 and response["Location"] == reverse("password_reset_complete")
     assert client.login(username="forgetful", password="another-long-one-77")
+
+
+def test_readers_page_gives_every_field_its_own_id(coordinator, make_study):
+    """The invitation and the group-assignment forms both ask for a study and a group: each label names its own field."""
+    make_study("mixed")
+    ReaderGroup.objects.create(name="panel")
+    page = coordinator.get(reverse("console:readers")).content.decode()
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert 'for="assign_study"' in page and 'for="id_study"' in page

@@ -36,6 +36,7 @@ class GroupForm(forms.Form):
     name = forms.CharField(max_length=100, label="Group name")
     members = forms.ModelMultipleChoiceField(
         User.objects.filter(profile__role=Role.READER).order_by("username"), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="readers who join by an invitation naming the group are added as they join",
     )
 
     def clean_name(self) -> str:
@@ -48,6 +49,11 @@ class GroupForm(forms.Form):
 class AssignGroupForm(forms.Form):
     group = forms.ModelChoiceField(ReaderGroup.objects.all(), empty_label=None)
     study = forms.ModelChoiceField(Study.objects.order_by("name"), empty_label=None)
+
+    def __init__(self, *args, **kwargs):
+        # The invitation form on the same page has a study and a group too: its own ids keep each label on its field.
+        kwargs.setdefault("auto_id", "assign_%s")
+        super().__init__(*args, **kwargs)
 
 
 class ReaderDetailsForm(forms.Form):
@@ -95,7 +101,7 @@ def readers(request: HttpRequest) -> HttpResponse:
     elif assign_form.is_bound and assign_form.is_valid():
         group, study = assign_form.cleaned_data["group"], assign_form.cleaned_data["study"]
         with transaction.atomic():
-            assigned = group.assign_to(study)
+            assigned = group.assign_to(study, by=request.user)
         return render_readers(request, invite_form, group_form, AssignGroupForm(), assigned_note=(
             f"{len(assigned)} reader{'s' if len(assigned) != 1 else ''} of {group} assigned to {study}."
         ))
