@@ -17,6 +17,22 @@ from PIL import Image as PILImage
 TINY_SIZE = 32
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite the test database is a file, as a deployed SQLite is, not pytest-django's in-memory one.
+
+    The in-memory database's shared cache answers "database table is locked" at once when a second
+    connection writes (a job's thread beside the live server's); a file with the settings' WAL and
+    busy timeout waits its turn instead, so the thread-mode browser tests run on SQLite too. The file
+    is in this session's own temporary folder, so parallel sessions never share it.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3" and not database.get("TEST", {}).get("NAME"):
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def image_store(request, tmp_path):
     """Every test writes presentation images into its own folder."""

@@ -197,6 +197,7 @@ def test_builder_offers_grade_then_reveal_with_its_own_fields(client, coord, poo
     assert "grade_reveal" in DESIGN_FIELDS and "synthetic" in DESIGN_HELP["grade_reveal"]
     dashboard = client.get(reverse("console:dashboard")).content.decode()
     assert reverse("console:study_create", args=["grade_reveal"]) in dashboard
+    assert "New grade-then-reveal study" in dashboard and "grade_reveal study" not in dashboard  # words, not the code
     page = client.get(reverse("console:study_create", args=["grade_reveal"])).content.decode()
     assert 'name="reveal_instructions"' in page and 'name="synthetic_fraction"' in page and 'name="questions-0-key"' in page
     assert 'name="practice_case_count"' not in page and 'name="repeat_count"' not in page and 'name="washout_days"' not in page
@@ -209,6 +210,9 @@ def test_builder_offers_grade_then_reveal_with_its_own_fields(client, coord, poo
     study = Study.objects.get(name="Knee grading")
     assert (study.design, study.reveal_instructions, study.practice_case_count) == ("grade_reveal", "Now say which are synthetic.", 0)
     assert study.real_images_needed() == 3 and study.images_per_reader() == 12
+    detail = client.get(reverse("console:study", args=[study.pk])).content.decode()  # every case is read twice
+    assert "each graded, then judged after the reveal: 12 readings per reader" in detail
+    assert "Graded untold: KL grade. After the reveal: real or synthetic" in detail
     # The name and instructions are seen while grading: a telling word is refused, in words.
     told = builder_form(pool, checkpoint, readers, name="Synthetic knees", synthetic_fraction=0.5)
     response = client.post(reverse("console:study_create", args=["grade_reveal"]), told)

@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth.models import User
 
 from readerstudy.accounts.models import Invitation
 from readerstudy.archive.models import Pool
@@ -121,6 +122,7 @@ def test_register_the_demo_generator_refusals_and_samples(coordinator_page, live
 
 def test_invite_a_reader_who_joins_by_the_link(coordinator_page, browser, live_server, make_study):
     study = make_study("paired", cases=4)
+    study.coordinators.add(User.objects.get(username="coord"))  # readers are invited to one's own studies
     page = coordinator_page
     page.goto(f"{live_server.url}/console/readers/")
     page.fill("#id_email", "new.reader@example.org")

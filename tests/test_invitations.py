@@ -25,6 +25,12 @@ def coordinator(client):
     return client
 
 
+def coordinated(study):
+    """Give the study to the console's coordinator: invitations and groups enrol readers in one's own studies only."""
+    study.coordinators.add(User.objects.get(username="coord"))
+    return study
+
+
 def invite(client, **fields) -> str:
     page = client.post(reverse("console:readers"), {"invite": "1", "days": 14, **fields}).content.decode()
     return re.search(r'id="invite-link">([^<]+)<', page).group(1)
@@ -42,7 +48,7 @@ def test_every_specialty_is_known_to_the_analysis():
 
 
 def test_invitation_creates_a_reader_with_specialty_and_enrols_them(coordinator, client, make_study):
-    study = make_study("mixed")
+    study = coordinated(make_study("mixed"))
     group = ReaderGroup.objects.create(name="knee panel")
     link = invite(coordinator, email="new@example.org", study=study.pk, group=group.pk)
     assert len(mail.outbox) == 1 and link in mail.outbox[0].body and mail.outbox[0].to == ["new@example.org"]
@@ -58,6 +64,8 @@ def test_invitation_creates_a_reader_with_specialty_and_enrols_them(coordinator,
     assert study.name in client.get(reverse("home")).content.decode()  # logged in, study listed
     invitation = Invitation.objects.get()
     assert invitation.used_by == user and invitation.state == "used"
+    added = study.audit_log.get(action="reader added")  # in the study's audit log, as the inviting coordinator's doing
+    assert (added.by.username, added.after) == ("coord", f"newreader (invitation #{invitation.pk})")
     # Single use: the same link is refused afterwards, for anyone.
     client.logout()
     again = client.get(link)
@@ -83,7 +91,7 @@ def test_only_the_hash_of_the_token_is_stored(coordinator):
 
 
 def test_logged_in_user_binds_their_account(coordinator, client, make_study):
-    study = make_study("mixed")
+    study = coordinated(make_study("mixed"))
     link = invite(coordinator, study=study.pk)
     existing = make_user("oldhand", specialty="other", years=0)
     client.login(username="oldhand", password="pw-oldhand")
@@ -104,7 +112,7 @@ def test_bad_join_form_keeps_the_invitation_usable(coordinator, client):
 
 
 def test_groups_assign_many_readers_at_once(coordinator, make_study, readers):
-    study = make_study("mixed")
+    study = coordinated(make_study("mixed"))
     third = make_user("third", specialty="radiographer")
     coordinator.post(reverse("console:readers"), {"create_group": "1", "name": "panel", "members": [r.pk for r in readers] + [third.pk]})
     group = ReaderGroup.objects.get(name="panel")
@@ -115,6 +123,8 @@ def test_groups_assign_many_readers_at_once(coordinator, make_study, readers):
     assert study.assignments.count() == 3 and study.assignments.get(reader=third).slots.count() == 10
     after = {a.reader.username: list(a.slots.values_list("case_id", flat=True)) for a in study.assignments.exclude(reader=third)}
     assert after == before  # readers assigned already keep their order
+    added = study.audit_log.filter(action="reader added")  # the one newly assigned, by the coordinator
+    assert [(e.by.username, e.after) for e in added] == [("coord", "third (group panel)")]
 
 
 def test_password_reset_by_email(client):
@@ -129,3 +139,28 @@ def test_password_reset_by_email(client):
     response = client.post(form_url, {"new_password1": "another-long-one-77", "new_password2": "another-long-one-77"})
     assert response.status_code == 302 and response["Location"] == reverse("password_reset_complete")
     assert client.login(username="forgetful", password="another-long-one-77")
+
+
+def test_readers_page_gives_every_field_its_own_id(coordinator, make_study):
+    """The invitation and the group-assignment forms both ask for a study and a group: each label names its own field."""
+    coordinated(make_study("mixed"))
+    ReaderGroup.objects.create(name="panel")
+    page = coordinator.get(reverse("console:readers")).content.decode()
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert 'for="assign_study"' in page and 'for="id_study"' in page
+
+
+def test_readers_are_enrolled_only_in_studies_one_coordinates(coordinator, make_study, readers):
+    """Another coordinator's study is neither offered nor accepted, by invitation or by group."""
+    mine, theirs = coordinated(make_study("mixed", seed=1)), make_study("paired", seed=2)
+    theirs.owner = make_user("other-coord", role="coordinator")
+    theirs.save()
+    page = coordinator.get(reverse("console:readers")).content.decode()
+    assert f'<option value="{mine.pk}">' in page and f'<option value="{theirs.pk}">' not in page
+    refused = coordinator.post(reverse("console:readers"), {"invite": "1", "days": 14, "study": theirs.pk}).content.decode()
+    assert 'id="invite-link"' not in refused and "Select a valid choice" in refused and not Invitation.objects.exists()
+    group = ReaderGroup.objects.create(name="panel")
+    group.members.set([make_user("third")])
+    refused = coordinator.post(reverse("console:readers"), {"assign_group": "1", "group": group.pk, "study": theirs.pk}).content.decode()
+    assert "Select a valid choice" in refused and not theirs.assignments.filter(reader__username="third").exists()

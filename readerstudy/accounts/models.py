@@ -138,7 +138,10 @@ class Invitation(models.Model):
         if self.group:
             self.group.members.add(user)
         if self.study:
+            new = not self.study.assignments.filter(reader=user).exists()
             self.study.assign(user)
+            if new:  # in the study's audit log, as a reader the coordinator adds in the builder is
+                self.study.log(self.created_by, "reader added", after=f"{user.username} (invitation #{self.pk})")
 
 
 class ReaderGroup(models.Model):
@@ -154,6 +157,15 @@ class ReaderGroup(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def assign_to(self, study) -> list:
-        """Assign every member to ``study`` (members assigned already keep their order); returns the assignments."""
-        return [study.assign(member) for member in self.members.order_by("username")]
+    def assign_to(self, study, by=None) -> list:
+        """Assign every member to ``study`` (members assigned already keep their order); returns the assignments.
+
+        Each newly assigned member is written to the study's audit log, as ``by`` adding them.
+        """
+        assignments = []
+        for member in self.members.order_by("username"):
+            new = not study.assignments.filter(reader=member).exists()
+            assignments.append(study.assign(member))
+            if new:
+                study.log(by, "reader added", after=f"{member.username} (group {self.name})")
+        return assignments

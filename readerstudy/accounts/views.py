@@ -31,11 +31,16 @@ class InviteForm(forms.Form):
     group = forms.ModelChoiceField(ReaderGroup.objects.all(), required=False, help_text="add the reader to this group on joining")
     days = forms.IntegerField(min_value=1, max_value=90, initial=INVITATION_DAYS, label="Valid for (days)")
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["study"].queryset = coordinated_studies(user)
+
 
 class GroupForm(forms.Form):
     name = forms.CharField(max_length=100, label="Group name")
     members = forms.ModelMultipleChoiceField(
         User.objects.filter(profile__role=Role.READER).order_by("username"), required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="readers who join by an invitation naming the group are added as they join",
     )
 
     def clean_name(self) -> str:
@@ -48,6 +53,17 @@ class GroupForm(forms.Form):
 class AssignGroupForm(forms.Form):
     group = forms.ModelChoiceField(ReaderGroup.objects.all(), empty_label=None)
     study = forms.ModelChoiceField(Study.objects.order_by("name"), empty_label=None)
+
+    def __init__(self, *args, user, **kwargs):
+        # The invitation form on the same page has a study and a group too: its own ids keep each label on its field.
+        kwargs.setdefault("auto_id", "assign_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["study"].queryset = coordinated_studies(user)
+
+
+def coordinated_studies(user):
+    """The studies a coordinator may enrol readers in: those they coordinate, as everywhere in the console."""
+    return Study.objects.coordinated_by(user).order_by("name")
 
 
 class ReaderDetailsForm(forms.Form):
@@ -69,9 +85,9 @@ def invitation_link(request: HttpRequest, token: str) -> str:
 @coordinator_required
 def readers(request: HttpRequest) -> HttpResponse:
     """Invite readers, see invitations, build reader groups and assign a group to a study."""
-    invite_form = InviteForm(request.POST if "invite" in request.POST else None)
+    invite_form = InviteForm(request.POST if "invite" in request.POST else None, user=request.user)
     group_form = GroupForm(request.POST if "create_group" in request.POST else None)
-    assign_form = AssignGroupForm(request.POST if "assign_group" in request.POST else None)
+    assign_form = AssignGroupForm(request.POST if "assign_group" in request.POST else None, user=request.user)
     issued = None
     if invite_form.is_bound and invite_form.is_valid():
         data = invite_form.cleaned_data
@@ -87,7 +103,7 @@ def readers(request: HttpRequest) -> HttpResponse:
                 settings.DEFAULT_FROM_EMAIL, [invitation.email],
             )
         issued = {"invitation": invitation, "link": link}
-        invite_form = InviteForm()
+        invite_form = InviteForm(user=request.user)
     elif group_form.is_bound and group_form.is_valid():
         group = ReaderGroup.objects.create(name=group_form.cleaned_data["name"])
         group.members.set(group_form.cleaned_data["members"])
@@ -95,8 +111,8 @@ def readers(request: HttpRequest) -> HttpResponse:
     elif assign_form.is_bound and assign_form.is_valid():
         group, study = assign_form.cleaned_data["group"], assign_form.cleaned_data["study"]
         with transaction.atomic():
-            assigned = group.assign_to(study)
-        return render_readers(request, invite_form, group_form, AssignGroupForm(), assigned_note=(
+            assigned = group.assign_to(study, by=request.user)
+        return render_readers(request, invite_form, group_form, AssignGroupForm(user=request.user), assigned_note=(
             f"{len(assigned)} reader{'s' if len(assigned) != 1 else ''} of {group} assigned to {study}."
         ))
     return render_readers(request, invite_form, group_form, assign_form, issued=issued)

@@ -23,7 +23,7 @@ GRADE_REVEAL_FIELDS = [
 ]
 GRADE_REVEAL_FIELDS.insert(GRADE_REVEAL_FIELDS.index("instructions") + 1, "reveal_instructions")
 # The fields each design's form shows, in order. A new design (grade-then-reveal) adds its entry
-# here and in DESIGN_HELP; the views and templates follow these two tables.
+# here and in DESIGN_HELP and DESIGN_NAMES; the views and templates follow these tables.
 DESIGN_FIELDS: dict[str, list[str]] = {
     Design.PAIRED: COMMON_FIELDS,
     Design.MIXED: COMMON_FIELDS[:4] + ["synthetic_fraction"] + COMMON_FIELDS[4:],
@@ -48,6 +48,8 @@ DESIGN_HELP: dict[str, str] = {
         "the instructions are seen while grading, so they must not mention synthetic images."
     ),
 }
+# What the dashboard's buttons and the builder's title call each design.
+DESIGN_NAMES: dict[str, str] = {Design.PAIRED: "paired", Design.MIXED: "mixed", Design.GRADE_REVEAL: "grade-then-reveal"}
 PLAIN_LABELS = {
     "pool": "Real images from pool",
     "generators": "Synthetic sources",

@@ -65,7 +65,7 @@ def summary(study: Study) -> Summary:
         .values_list("reading_ms", flat=True)
     )
     pace = statistics.median(times) / 1000 if times else DEFAULT_SECONDS_PER_CASE
-    readings = study.case_count + study.practice_case_count + study.repeat_count
+    readings = study.readings_per_reader()
     return Summary(
         cases=study.case_count, practice=study.practice_case_count, repeats=study.repeat_count,
         readings_per_reader=readings, images_per_reader=study.images_per_reader(),
@@ -98,7 +98,7 @@ def monitoring(study: Study) -> list[ReaderRow]:
     excluded = set(study.exclusions.filter(slot__isnull=True).values_list("assignment_id", flat=True))
     for assignment in study.assignments.select_related("reader").order_by("reader__username"):
         done, total = assignment.progress()
-        total = total or study.case_count + study.practice_case_count + study.repeat_count  # before cases are drawn
+        total = total or study.readings_per_reader()  # before cases are drawn
         answers = Answer.objects.filter(slot__assignment=assignment)
         times = list(answers.filter(question=study.question, revision=0).values_list("reading_ms", flat=True))
         rows.append(ReaderRow(

@@ -18,9 +18,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from readerstudy.console import overview
-from readerstudy.console.forms import DESIGN_FIELDS, DESIGN_HELP, CloneForm, ExclusionForm, QuestionFormSet, StudyForm
+from readerstudy.console.forms import DESIGN_FIELDS, DESIGN_HELP, DESIGN_NAMES, CloneForm, ExclusionForm, QuestionFormSet, StudyForm
 from readerstudy.console.permissions import coordinator_required
 from readerstudy.jobs.engine import enqueue, resume_orphans
+from readerstudy.jobs.models import Job
 from readerstudy.studies.lifecycle import State
 from readerstudy.studies.models import Design, Exclusion, Study
 
@@ -29,7 +30,7 @@ from readerstudy.studies.models import Design, Exclusion, Study
 def dashboard(request: HttpRequest) -> HttpResponse:
     resume_orphans()
     studies = Study.objects.coordinated_by(request.user).order_by("name")
-    designs = [(design, Design(design).label, DESIGN_HELP[design]) for design in DESIGN_FIELDS]
+    designs = [(design, DESIGN_NAMES[design], Design(design).label, DESIGN_HELP[design]) for design in DESIGN_FIELDS]
     return render(request, "console/dashboard.html", {"studies": studies, "designs": designs})
 
 
@@ -77,7 +78,8 @@ def _builder(request: HttpRequest, study: Study, design: str) -> HttpResponse:
             messages.success(request, f"Saved {form.instance.name}.")
             return redirect("console:study", form.instance.pk)
     context = {
-        "form": form, "formset": formset, "study": study, "design": design, "design_label": Design(design).label,
+        "form": form, "formset": formset, "study": study, "design": design, "design_name": DESIGN_NAMES[design],
+        "design_label": Design(design).label,
         "design_help": DESIGN_HELP[design], "asks_questions": asks_questions,
         "questions": study.questions.all() if study.pk and not questions_open else [],
     }
@@ -133,8 +135,12 @@ def study_prepare(request: HttpRequest, study_id: int) -> HttpResponse:
     except ValidationError as error:
         _refused(request, error)
     else:
-        enqueue("prepare_study", study=study, user=request.user)
-        messages.success(request, "Preparation started. You can leave this page; it goes on in the background.")
+        job = enqueue("prepare_study", study=study, user=request.user)
+        if job.is_active:
+            messages.success(request, "Preparation started. You can leave this page; it goes on in the background.")
+        elif job.status == Job.Status.SUCCEEDED:  # jobs run inline (JOBS_MODE=inline): done already
+            messages.success(request, f"{study.name} is prepared: its cases are drawn and every synthetic image is made.")
+        # A failed preparation is shown on the study page with its reason.
     return redirect("console:study", study.pk)
 
 

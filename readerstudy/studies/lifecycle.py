@@ -333,11 +333,14 @@ class StudyLifecycle(models.Model):
             return sum(blocks)
         return sum(count - round(count * self.synthetic_fraction) for count in blocks)
 
-    def images_per_reader(self) -> int:
-        readings = self.case_count + self.practice_case_count + self.repeat_count
+    def readings_per_reader(self) -> int:
+        """Cases each reader reads: practice and repeats included; grade-then-reveal reads every case twice."""
         if self.design == "grade_reveal":  # every case graded, then judged
-            readings = 2 * self.case_count
-        return readings * (2 if self.design == "paired" else 1)
+            return 2 * self.case_count
+        return self.case_count + self.practice_case_count + self.repeat_count
+
+    def images_per_reader(self) -> int:
+        return self.readings_per_reader() * (2 if self.design == "paired" else 1)
 
 
 def _image_hashes(image) -> dict | None:
