@@ -89,6 +89,10 @@ def test_a_coordinator_sees_only_their_studies(client, coord, pool, checkpoint, 
         assert client.get(reverse(f"console:{name}", args=[other.pk])).status_code == 403
     assert client.post(reverse("console:study_prepare", args=[other.pk])).status_code == 403
     assert Study.objects.get(pk=other.pk).state == State.DRAFT
+    home = client.get(reverse("home")).content.decode()  # no Configure link that would be refused
+    assert reverse("console:study", args=[mine.pk]) in home and reverse("console:study", args=[given.pk]) in home
+    assert reverse("console:study", args=[other.pk]) not in home
+    assert reverse("report", args=[other.pk]) in home  # a coordinator is an analyst too: every report is theirs to read
 
 
 def test_prepare_open_freeze_close_through_the_console(client, coord, pool, checkpoint, readers):

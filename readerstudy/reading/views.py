@@ -42,8 +42,12 @@ def home(request: HttpRequest) -> HttpResponse:
         Assignment.objects.filter(reader=request.user, study__is_open=True).select_related("study").order_by("study__name")
     )
     rows = [(a, *a.progress()) for a in assignments]
-    studies = Study.objects.order_by("name") if profile.is_analyst or profile.is_coordinator else Study.objects.none()
-    return render(request, "reading/home.html", {"profile": profile, "rows": rows, "studies": studies})
+    # Analysts (coordinators are analysts too) read every study's report; Configure is offered only where it is allowed.
+    coordinated = Study.objects.coordinated_by(request.user) if profile.is_coordinator else Study.objects.none()
+    studies = Study.objects.all() if profile.is_analyst else coordinated
+    context = {"profile": profile, "rows": rows, "studies": studies.order_by("name"),
+               "coordinated": set(coordinated.values_list("pk", flat=True))}
+    return render(request, "reading/home.html", context)
 
 
 class ReadingEnded(Exception):
