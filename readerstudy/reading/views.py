@@ -266,16 +266,22 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     Malformed payloads are a 400 with a message (see payload.py); the same
     idempotency key with different content is a 409, never "already stored".
     """
-    assignment = _open_assignment(request, study_id)
     try:
         payload = parse_answer(request.body)
     except PayloadError as error:
+        _open_assignment(request, study_id)  # a reading that ended says so first
         return _bad(str(error))
     key, choice, reading_ms, client = payload.idempotency_key, payload.answer, payload.reading_ms, payload.client
 
     next_url = reverse("read", args=[study_id])
-    slot = get_object_or_404(Slot.objects.select_related("case", "assignment__study"), assignment=assignment, position=position)
-    study = assignment.study
+    # One query finds the slot with its case, assignment and study, and what the checks below need.
+    slot = Slot.objects.for_answer(study_id, request.user, position, key)
+    if slot is None:
+        _open_assignment(request, study_id)  # not a reader of the study (404), or it was closed (410)
+        raise Http404("No such case")
+    assignment, study = slot.assignment, slot.assignment.study
+    if not study.is_open:
+        raise ReadingEnded("closed", STUDY_CLOSED, 410)
     main_question, further_questions = slot.questions_to_ask()
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
     if main_question is not None and choice not in valid:
@@ -305,11 +311,11 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
             return _bad("this idempotency key was already used for a different answer", 409)
         return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
 
-    if (response := repeated()) is not None:
+    if slot.key_used and (response := repeated()) is not None:
         return response
     if slot.first_served_at is None:
         return _bad("this case was never served", 409)
-    if slot.answers.exists() and not slot.is_revisable:
+    if slot.is_answered and not slot.is_revisable:
         # Looked up again: the same request may have been stored since the first look.
         return repeated() or JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
     for _ in range(3):  # a revisable slot whose next revision was just taken claims the one after
@@ -323,7 +329,8 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
                 return JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
     else:
         return _bad("too many answers to this case at once; try again", 409)
-    assignment.mark_completed_if_done()
+    if slot.is_last:  # cases are served in order, so only the last one's answer can complete the reading
+        assignment.mark_completed_if_done()  # (and the reading pages mark it when they find no case left)
     return JsonResponse({"status": "revised" if revision else "stored", "next": next_url, **_feedback(slot)})
 
 

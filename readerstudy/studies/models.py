@@ -635,6 +635,29 @@ class Assignment(models.Model):
             self.save(update_fields=["completed_at"])
 
 
+class SlotQuerySet(models.QuerySet):
+    def for_answer(self, study_id: int, reader: User, position: int, key: uuid.UUID) -> Slot | None:
+        """The reader's slot at ``position`` with all that answering it looks up, in one query.
+
+        With the case, assignment and study, it carries whether the slot was answered already
+        (``is_answered``), whether idempotency key ``key`` was used on any answer (``key_used``),
+        whether a later slot exists (``is_last`` is False) and whether the study has further
+        questions (``study_has_questions``: False spares questions_to_ask its query). None when
+        the reader has no such slot in the study.
+        """
+        later = Slot.objects.filter(assignment=models.OuterRef("assignment"), position__gt=models.OuterRef("position"))
+        slots = self.select_related("case", "assignment__study").annotate(
+            is_answered=models.Exists(Answer.objects.filter(slot=models.OuterRef("pk"))),
+            key_used=models.Exists(Answer.objects.filter(idempotency_key=key)),
+            is_last=~models.Exists(later),
+            study_has_questions=models.Exists(Question.objects.filter(study=models.OuterRef("assignment__study"))),
+        )
+        try:  # get(), not first(): no ORDER BY to build and run (a reader has one slot per position)
+            return slots.get(assignment__study_id=study_id, assignment__reader=reader, position=position)
+        except Slot.DoesNotExist:
+            return None
+
+
 class Slot(models.Model):
     """One case at one reading position for one reader."""
 
@@ -646,6 +669,10 @@ class Slot(models.Model):
     # Set with first_served_at when the study has a time limit: a reload keeps counting down.
     deadline = models.DateTimeField(null=True, blank=True)
     phase = models.CharField(max_length=10, choices=Phase.choices, blank=True, default=Phase.NONE)
+
+    objects = SlotQuerySet.as_manager()
+    # SlotQuerySet.for_answer annotates it from the database; False only when the study has no further question.
+    study_has_questions = True
 
     class Meta:
         ordering = ["assignment", "position"]
@@ -662,11 +689,10 @@ class Slot(models.Model):
         validation all follow it.
         """
         study = self.assignment.study
-        if self.phase == Phase.GRADE:
-            return None, list(study.questions.all())
         if self.phase == Phase.REVEAL:
             return study.question, []
-        return study.question, list(study.questions.all())
+        further = list(study.questions.all()) if self.study_has_questions else []
+        return (None if self.phase == Phase.GRADE else study.question), further
 
     def images_in_display_order(self) -> list[Image]:
         """Left then right (paired), or the one image (mixed)."""
