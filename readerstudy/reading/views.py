@@ -162,9 +162,9 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     study = assignment.study
     if not study.is_ready():
         return render(request, "reading/not_ready.html", {"study": study}, status=503)
-    if opens_at := assignment.waiting_until():  # a wash-out: the repeat block is not served before its date
-        return render(request, "reading/washout.html", {"study": study, "opens_at": opens_at})
     slot = assignment.next_slot()
+    if opens_at := assignment.waiting_until(slot):  # a wash-out: the repeat block is not served before its date
+        return render(request, "reading/washout.html", {"study": study, "opens_at": opens_at})
     if slot is None:
         assignment.mark_completed_if_done()
         return render(request, "reading/finished.html", {"study": study})
@@ -185,9 +185,9 @@ def next_case(request: HttpRequest, study_id: int) -> JsonResponse:
     study = assignment.study
     if not study.is_ready():
         return JsonResponse({"kind": "not_ready", "url": reverse("read", args=[study_id])})
-    if opens_at := assignment.waiting_until():  # the page shows the wash-out message; the case is not served
-        return JsonResponse({"kind": "washout", "opens_at": opens_at.isoformat(), "url": reverse("read", args=[study_id])})
     slot = assignment.next_slot()
+    if opens_at := assignment.waiting_until(slot):  # the page shows the wash-out message; the case is not served
+        return JsonResponse({"kind": "washout", "opens_at": opens_at.isoformat(), "url": reverse("read", args=[study_id])})
     if slot is None:
         assignment.mark_completed_if_done()
         return JsonResponse({"kind": "finished", "url": reverse("read", args=[study_id])})
@@ -218,7 +218,10 @@ def _case_view(assignment: Assignment, slot: Slot) -> CaseView:
     latest = slot.latest_revision()
     previous = {a.question: (a.answer, a.confidence) for a in slot.answers.filter(revision=latest)} if latest is not None else {}
     earlier = slot.position - 1 if study.allow_back and slot.position - 1 > practice else None
-    following = assignment.slots.filter(position=slot.position + 1, answers__isnull=True).select_related("case").first()
+    following = (
+        assignment.slots.filter(position=slot.position + 1, answers__isnull=True)
+        .select_related("case__real_image", "case__synthetic_image").first()
+    )
     return CaseView(
         study=study,
         slot=slot,
@@ -250,7 +253,7 @@ def reading_page_context(request: HttpRequest, view: CaseView, *, next_url: str)
         "fields_html": description["fields_html"],
         "next_url": next_url,
         "text": instructions_for(study, total=total, done=done, reader_design=view.reader_design),
-        **_instruction_questions(study, view.reader_design, view.slot.questions_to_ask()[1]),
+        **_instruction_questions(study, view.reader_design, view.questions[1]),
     }
 
 

@@ -602,9 +602,11 @@ class Assignment(models.Model):
         last = Answer.objects.filter(slot__in=first).aggregate(models.Max("answered_at"))["answered_at__max"]
         return None if last is None else last + timedelta(days=self.study.washout_days)
 
-    def waiting_until(self):
-        """The date the reader's next case may be served, when that is later than now (a wash-out); else None."""
-        slot = self.next_slot()
+    def waiting_until(self, slot: Slot | None = None):
+        """The date the reader's next case may be served, when that is later than now (a wash-out); else None.
+
+        ``slot``: the next slot, when the caller has it already (else it is looked up)."""
+        slot = slot or self.next_slot()
         if slot is None or slot.phase != Phase.WASHOUT:
             return None
         opens = self.washout_opens_at()
@@ -612,12 +614,15 @@ class Assignment(models.Model):
 
     def next_slot(self) -> Slot | None:
         """The first slot without an answer: where a reader resumes."""
-        return self.slots.filter(answers__isnull=True).select_related("case").order_by("position").first()
+        unanswered = self.slots.filter(answers__isnull=True)
+        return unanswered.select_related("case__real_image", "case__synthetic_image").order_by("position").first()
 
     def progress(self) -> tuple[int, int]:
         """(answered, total) slots, practice included."""
-        total = self.slots.count()
-        return self.slots.filter(answers__isnull=False).distinct().count(), total
+        counts = self.slots.aggregate(
+            done=models.Count("pk", filter=models.Q(answers__isnull=False), distinct=True), total=models.Count("pk", distinct=True)
+        )
+        return counts["done"], counts["total"]
 
     def seconds_left(self, done: int, total: int) -> int | None:
         """Estimated reading time left: this reader's median time so far times the cases left."""
@@ -790,8 +795,10 @@ class Slot(models.Model):
             study = self.assignment.study
             limit = study.time_limit_seconds
             deadline = now + timedelta(seconds=limit, milliseconds=study.blank_ms) if limit else None
-            Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=now, deadline=deadline)
-            self.refresh_from_db(fields=["first_served_at", "deadline"])
+            if Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=now, deadline=deadline):
+                self.first_served_at, self.deadline = now, deadline
+            else:  # another request served it first: its times count
+                self.refresh_from_db(fields=["first_served_at", "deadline"])
 
     def seconds_to_deadline(self, now=None) -> float | None:
         """Time left to read this case (0 once it ran out); None without a time limit."""
