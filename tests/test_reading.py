@@ -163,3 +163,12 @@ def test_an_answer_takes_a_fixed_handful_of_queries(make_study, readers, django_
     with django_assert_max_num_queries(9):  # the last case: is anything left to read, and the completion stamp
         assert client.post(url, json.dumps(body), content_type="application/json").json()["status"] == "stored"
     assert study.assignments.get(reader=readers[0]).completed_at is not None
+
+
+def test_an_image_takes_three_queries(make_study, readers, django_assert_max_num_queries):
+    """Session, user, and the reader's token looked up with its image's stored name (no model loaded)."""
+    study = make_study("paired", cases=2)
+    client = login(readers[0])
+    _, _, _, images = current_case(client, study)
+    with django_assert_max_num_queries(3):
+        assert client.get(images[0]).status_code == 200

@@ -363,17 +363,16 @@ IMAGE_HEADERS = {
 @require_GET
 def image(request: HttpRequest, token: str) -> HttpResponse:
     """Serve a presentation image to the reader whose token it is (or, by its own token, to a coordinator)."""
-    served = (
+    image_token = (
         ServedImage.objects.filter(token=token, assignment__reader=request.user, assignment__study__is_open=True)
-        .select_related("image").only("image__token").first()
+        .values_list("image__token", flat=True).first()
     )
-    image = served.image if served else None
-    if image is None and profile_of(request.user).is_coordinator:
-        image = Image.objects.filter(token=token).only("token").first()
-    if image is None:
+    if image_token is None and profile_of(request.user).is_coordinator:
+        image_token = Image.objects.filter(token=token).values_list("token", flat=True).first()
+    if image_token is None:
         raise Http404("No such image")
     try:
-        data = image.read_bytes()
+        data = Image(token=image_token).read_bytes()  # its token alone names the stored file
     except FileNotFoundError:  # the store lost the file (restored backup, manual deletion): not a server crash
         raise Http404("No such image") from None
     response = HttpResponse(data, content_type=CONTENT_TYPE)
