@@ -3,6 +3,12 @@
 Sync workers in threads (gthread): a reader's requests are short and database-bound, and a
 thread per request keeps a slow client from holding a whole process. Every value can be
 overridden from the environment, as for the rest of the site.
+
+Workers and threads: 2 x cores + 1 processes of 4 threads (5 x 4 on 2 cores). On the 2-core
+development box, bench/bench_load.py's 100 readers were served as well by 5 x 4, 3 x 4, 2 x 8
+and 3 x 8 (133-187 requests/s, image p95 0.96-1.56 s: within that shared machine's run-to-run
+noise, 2026-11-30), so the default stays; each worker holds about 160 MiB and up to `threads`
+database connections, so 3 x 4 is the choice where memory or connections are short.
 The web process never runs a generator (JOBS_MODE=celery sends generation to workers), so it
 never imports torch: post_worker_init logs an error if it finds it loaded.
 """

@@ -3,15 +3,17 @@
     python bench/bench_load.py --cases 8   # 5 to 25 minutes, by the machine's load; traffic only to 127.0.0.1
 
 Builds a site in a temporary folder on the PostgreSQL at 127.0.0.1:5432 (database
-rs_issue11_bench, dropped and created afresh), serves it with gunicorn -c gunicorn.conf.py,
+--database, rs_issue11_bench by default, dropped and created afresh), serves it with gunicorn -c gunicorn.conf.py,
 and prints, with the machine's load average:
 
 1. Resident memory of a gunicorn worker (after serving pages and images) as served (no torch)
    and with torch imported (bench/torch_wsgi.py): the ratio is what keeping torch out saves.
 2. Simulated readers (threads with keep-alive HTTP connections, no think time: the worst case
-   of readers clicking through) reading and answering one paired study: next-case page and
-   image latency p50/p95/p99, and the image latency's ratio to the same image bytes served as
-   a static file by the same server in the same run (goal: p95 ratio <= 1.5), at 10 and 100 readers.
+   of readers clicking through) reading and answering one paired study the way the reading page
+   does (static/js/reader.js): the page with its first case, then each next case as JSON, its
+   images, the answer. Next-case and image latency p50/p95/p99, and the image latency's ratio to
+   the same image bytes served as a static file by the same server in the same run (goal: p95
+   ratio <= 1.5), at 10 and 100 readers.
 3. Durable answers per second at saturation (10 and 100 concurrent posters, cases already
    served): an answer counts when the server has committed it.
 4. Lost and duplicated answers, counted in the database after the run: every answer the server
@@ -168,20 +170,31 @@ def answer(client: Client, study: int, position: int, key: str, tally: Tally) ->
 
 
 def read_study(client: Client, study: int, cases: int, static_path: str, tally: Tally) -> None:
-    for _ in range(cases):
-        status, page, seconds = client.request("GET", f"/studies/{study}/read/")
-        if status != 200:
-            tally.errors.append(f"page {status}")
-            return
-        tally.add("page", seconds)
-        html = page.decode()
-        for src in re.findall(r'data-src="([^"]+)"', html):
-            status, _, seconds = client.request("GET", src)
-            tally.add("image" if status == 200 else "image-error", seconds)
-            _, _, seconds = client.request("GET", static_path)  # the same bytes as a static file, same moment
-            tally.add("static", seconds)
-        position = int(re.search(r'data-position="(\d+)"', html).group(1))
-        answer(client, study, position, re.search(r'data-idempotency-key="([^"]+)"', html).group(1), tally)
+    """As the reading page does: the page with its first case, then each next case as JSON (reader.js)."""
+    status, page, seconds = client.request("GET", f"/studies/{study}/read/")
+    if status != 200:
+        tally.errors.append(f"page {status}")
+        return
+    tally.add("first_page", seconds)
+    html = page.decode()
+    case = {"images": re.findall(r'data-src="([^"]+)"', html), "position": int(re.search(r'data-position="(\d+)"', html).group(1)),
+            "idempotency_key": re.search(r'data-idempotency-key="([^"]+)"', html).group(1)}
+    for number in range(cases):
+        if number:
+            status, data, seconds = client.request("GET", f"/studies/{study}/case/")
+            case = json.loads(data) if status == 200 else {}
+            if case.get("kind") != "case":
+                tally.errors.append(f"next case {status}: {data[:200]!r}")
+                return
+            tally.add("page", seconds)
+        for index, src in enumerate(case["images"]):
+            # Each image with the same bytes as a static file at the same moment, taking turns at going
+            # first: whichever came straight after the next case's request would wait behind the others'.
+            pair = [(src, "image"), (static_path, "static")]
+            for path, kind in pair[::-1] if (number + index) % 2 else pair:
+                status, _, seconds = client.request("GET", path)
+                tally.add(kind if status == 200 else f"{kind}-error", seconds)
+        answer(client, study, case["position"], case["idempotency_key"], tally)
 
 
 def post_only(client: Client, study: int, cases: int, tally: Tally) -> None:
@@ -318,11 +331,15 @@ print(json.dumps({{"ms_per_answer": 1000 * total / n, "sql_ms_per_answer": 1000 
 
 
 def main() -> None:
+    global DATABASE, BROKER
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=20, help="cases each simulated reader reads")
     parser.add_argument("--prepare-cases", type=int, default=500)
     parser.add_argument("--json", type=Path, help="also write every figure here, at full precision")
+    parser.add_argument("--database", default=DATABASE, help="PostgreSQL database to drop and create afresh (default %(default)s)")
+    parser.add_argument("--broker", default=BROKER, help="Redis for Celery (keys under a prefix of their own; default %(default)s)")
     args = parser.parse_args()
+    DATABASE, BROKER = args.database, args.broker
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="bench-load-"))
     fresh_database()
@@ -349,7 +366,7 @@ def main() -> None:
             seconds = run_threads(read_study, clients, built["study"], args.cases, "/static/bench/same.png", tally)
             image, static = tally.percentiles("image"), tally.percentiles("static")
             figures[f"read_{count}"] = {
-                "page_ms": tally.percentiles("page"), "image_ms": image, "static_ms": static, "answer_ms": tally.percentiles("answer"),
+                "first_page_ms": tally.percentiles("first_page"), "page_ms": tally.percentiles("page"), "image_ms": image, "static_ms": static, "answer_ms": tally.percentiles("answer"),
                 "image_over_static": {q: image[q] / static[q] for q in ("p50", "p95", "p99")},
                 "answers_per_s": len(tally.acknowledged) / seconds, "seconds": seconds, "errors": tally.errors[:5],
                 "acknowledged": len(tally.acknowledged),
@@ -402,9 +419,10 @@ def report(f: dict, args) -> None:
     for count in (10, 100):
         r = f[f"read_{count}"]
         print(f"{count} readers reading ({args.cases} cases each, no think time), ms p50 / p95 / p99:")
-        for kind in ("page", "image", "static", "answer"):
+        for kind, name in (("first_page", "reading page, first case"), ("page", "next case (JSON)"), ("image", "image"),
+                           ("static", "static file"), ("answer", "answer")):
             p = r[f"{kind}_ms"]
-            print(f"  {kind:7s} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}   (n={p['n']})")
+            print(f"  {name:25s} {p['p50']:8.1f} {p['p95']:8.1f} {p['p99']:8.1f}   (n={p['n']})")
         ratio = r["image_over_static"]
         print(f"  image / static file: p50 {ratio['p50']:.2f}, p95 {ratio['p95']:.2f} (goal <= 1.5), p99 {ratio['p99']:.2f}; "
               f"{r['answers_per_s']:.0f} answers/s while reading; errors {len(r['errors'])}")
@@ -414,7 +432,7 @@ def report(f: dict, args) -> None:
               f"answer p95 {s['answer_ms']['p95']:.1f} ms; errors {len(s['errors'])}")
     growth = f["saturation_100"]["answers_per_s"] / f["saturation_10"]["answers_per_s"]
     page_growth = f["read_100"]["page_ms"]["p95"] / f["read_10"]["page_ms"]["p95"]
-    print(f"10 -> 100 readers: page p95 x{page_growth:.2f}, image p95 x{f['read_100']['image_ms']['p95'] / f['read_10']['image_ms']['p95']:.2f}, "
+    print(f"10 -> 100 readers: next case p95 x{page_growth:.2f}, image p95 x{f['read_100']['image_ms']['p95'] / f['read_10']['image_ms']['p95']:.2f}, "
           f"answers/s at saturation x{growth:.2f}")
     i = f["integrity"]
     print(f"answers acknowledged {i['acknowledged']}: lost {i['lost']}, duplicated {i['duplicated']}, "

@@ -35,12 +35,12 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def log_in(context, live_server, username: str):
-    """A new page in ``context``, logged in as ``username`` (whose password is 'pw-' + username)."""
+def log_in(context, live_server, username: str, password: str | None = None):
+    """A new page in ``context``, logged in as ``username`` (whose password is 'pw-' + username unless given)."""
     page = context.new_page()
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", username)
-    page.fill("#id_password", "pw-" + username)
+    page.fill("#id_password", password or "pw-" + username)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
     return page

@@ -140,3 +140,35 @@ def test_closed_study_is_not_readable(make_study, readers):
     response = login(readers[0]).get(f"/studies/{study.pk}/read/")
     assert response.status_code == 410
     assert "The study was closed" in response.content.decode()
+
+
+def test_an_answer_takes_a_fixed_handful_of_queries(make_study, readers, django_assert_max_num_queries):
+    """Pinned so it cannot creep back: session, user, the slot with everything the checks need (one
+    query), and the insert (in a savepoint here, as tests run in a transaction; BEGIN and COMMIT
+    in production). A further question adds its query, the last case the completion check."""
+    study = make_study("mixed", cases=3)
+    client = login(readers[0])
+    _, key, url, _ = current_case(client, study)
+    with django_assert_max_num_queries(6):
+        assert post_answer(client, url, key, "real", confidence=3).json()["status"] == "stored"
+
+    study.questions.create(key="kl_grade", label="KL grade", choices="0,1,2,3,4")
+    _, key, url, _ = current_case(client, study)
+    body = {"idempotency_key": key, "answer": "real", "confidence": 3, "reading_ms": 900, "questions": {"kl_grade": "2"}}
+    with django_assert_max_num_queries(7):
+        assert client.post(url, json.dumps(body), content_type="application/json").json()["status"] == "stored"
+
+    _, key, url, _ = current_case(client, study)
+    body["idempotency_key"] = key
+    with django_assert_max_num_queries(9):  # the last case: is anything left to read, and the completion stamp
+        assert client.post(url, json.dumps(body), content_type="application/json").json()["status"] == "stored"
+    assert study.assignments.get(reader=readers[0]).completed_at is not None
+
+
+def test_an_image_takes_three_queries(make_study, readers, django_assert_max_num_queries):
+    """Session, user, and the reader's token looked up with its image's stored name (no model loaded)."""
+    study = make_study("paired", cases=2)
+    client = login(readers[0])
+    _, _, _, images = current_case(client, study)
+    with django_assert_max_num_queries(3):
+        assert client.get(images[0]).status_code == 200

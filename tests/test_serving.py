@@ -1,21 +1,24 @@
-"""Production serving: gunicorn with gunicorn.conf.py serves the reader's pages, and its workers never load torch.
+"""Production serving: gunicorn serves the demo, as `manage.py demo` builds it, to its reader, analyst
+and coordinator in Chromium, and its workers never load torch.
 
-A small study like the demo's (a paired study read by the demo's radiologist, with a tiny
-generator: `manage.py demo` itself takes minutes on this shared machine) is built into a
-folder of its own (SQLite file, image store) in a subprocess, then served by gunicorn started
-the documented way (README, Deploy) on a free port, with JOBS_MODE=celery as in production. The security settings of a
-production environment and `check --deploy` are tested with engineer 12b's web-hygiene tests.
+The demo is built into a folder of its own (SQLite file, image store, var/) by `manage.py demo
+--no-serve --real-images 18`: the same two studies, four people and coordinator as `make demo`,
+from the first 18 radiographs of its archive instead of 48 (what the studies draw; it halves the
+build, about 25 s of the test's 40–60 s on an idle 2-core box). gunicorn is then started the
+documented way (README, Deploy: `gunicorn -c gunicorn.conf.py`, JOBS_MODE=celery) on a free port.
+The security settings of a production environment and `check --deploy` are tested with the
+web-hygiene tests.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import smooth_image, write_png16
+from readerstudy.studies.management.commands.demo import MIN_REAL_IMAGES
 from tests.browsing import launch, log_in, require_chromium, screenshot
 from tests.site_process import BIN, SiteProcesses, free_port, wait_until
 
@@ -24,39 +27,18 @@ pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
-def served_demo(tmp_path_factory, tiny_checkpoint):
-    folder = tmp_path_factory.mktemp("served")
-    archive = folder / "archive"
-    archive.mkdir()
-    for i in range(12):
-        write_png16(archive / f"real-{i}.png", smooth_image(i))
-    site = SiteProcesses(folder / "site", JOBS_MODE="inline", OMP_NUM_THREADS="1")
-    site.manage("migrate", "--verbosity", "0")
-    site.shell(f"""
-from pathlib import Path
-from django.contrib.auth.models import User
-from readerstudy.accounts.models import Profile
-from readerstudy.archive.importing import import_images
-from readerstudy.archive.models import Pool
-from readerstudy.studies.generation import prepare
-from readerstudy.studies.models import Generator, Study
-pool = Pool.objects.create(name="tiny", presentation_size=32, bit_depth=16)
-import_images(Path({str(archive)!r}), pool)
-study = Study.objects.create(name="Paired demo", design="paired", pool=pool, case_count=8, seed=5, is_open=True)
-study.generators.set([Generator.objects.create(name="tiny", path={str(tiny_checkpoint)!r})])
-prepare(study)
-for name, role in (("radiologist", "reader"), ("analyst", "analyst")):
-    user = User.objects.create_user(name, password="pw-" + name)
-    Profile.objects.create(user=user, role=role, specialty="radiologist", years_experience=5)
-study.assign(User.objects.get(username="radiologist"))
-""")
+def served_demo(tmp_path_factory):
+    site = SiteProcesses(tmp_path_factory.mktemp("served") / "site", OMP_NUM_THREADS="1")
+    built = site.manage("demo", "--no-serve", "--real-images", str(MIN_REAL_IMAGES), timeout=900)
+    passwords = dict(re.findall(r"^\s+(\w+)\s+password (\S+)", built, re.MULTILINE))
+    assert set(passwords) == {"coordinator", "analyst", "radiologist", "surgeon"}, built
     site.env["JOBS_MODE"] = "celery"  # as in production: the web process never generates
     port = free_port()
     site.env |= {"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"}
     server = site.start(str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", log="gunicorn.log")
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(f"{url}/login/"), 60, 0.2, f"gunicorn on port {port} ({site.log('gunicorn.log')})")
-    yield site, url, server
+    yield site, url, server, passwords
     site.stop_all()
 
 
@@ -92,15 +74,26 @@ class Server:
         self.url = url
 
 
-def test_gunicorn_serves_the_demo_to_a_reader_and_its_workers_never_load_torch(served_demo, browser):
-    site, url, server = served_demo
-    paired = int(site.shell("from readerstudy.studies.models import Study; print(Study.objects.get(design='paired').pk)").splitlines()[-1])
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = log_in(context, Server(url), "radiologist")
+def stored_answers(site: SiteProcesses, username: str) -> int:
+    return int(site.shell(
+        "from readerstudy.studies.models import Answer; "
+        f"print(Answer.objects.filter(slot__assignment__reader__username={username!r}).count())").splitlines()[-1])
+
+
+def test_gunicorn_serves_the_demo_to_its_people_and_its_workers_never_load_torch(served_demo, browser):
+    site, url, server, passwords = served_demo
+    server_url = Server(url)
+    paired, mixed = (int(pk) for pk in site.shell(
+        "from readerstudy.studies.models import Study; "
+        "print(*(Study.objects.get(name=n).pk for n in ('Demo paired study', 'Demo mixed study')))").split()[-2:])
+
+    # The radiologist reads the demo's paired study: every case's images drawn, answers stored.
+    page = log_in(browser.new_context(viewport={"width": 1280, "height": 800}), server_url, "radiologist", passwords["radiologist"])
+    assert page.locator("text=Demo paired study").count() and page.locator("text=Demo mixed study").count()
     page.click(f"a[href='/studies/{paired}/']")
     page.click("#begin")
     for position in (1, 2, 3):
-        page.wait_for_selector(f"text=Case {position} of")
+        page.wait_for_selector(f"text=Case {position} of 12")
         page.wait_for_selector("#reader.shown")
         assert page.evaluate("""() => Array.from(document.querySelectorAll('canvas')).every((c) => {
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -108,20 +101,19 @@ def test_gunicorn_serves_the_demo_to_a_reader_and_its_workers_never_load_torch(s
             for (let i = 0; i < d.length; i += 4 * 97) { min = Math.min(min, d[i]); max = Math.max(max, d[i]); }
             return max - min > 40; })""")
         if position == 1:
-            screenshot(page, "gunicorn-reader-paired")
+            screenshot(page, "gunicorn-demo-reader-paired")
         page.keyboard.press("ArrowLeft")
         page.keyboard.press("Enter")
-    page.wait_for_selector("text=Case 4 of")
-    stored = json.loads(site.shell(
-        "import json; from readerstudy.studies.models import Answer; "
-        "print(json.dumps(Answer.objects.filter(slot__assignment__reader__username='radiologist').count()))").splitlines()[-1])
-    assert stored == 3
+    page.wait_for_selector("text=Case 4 of 12")
+    assert stored_answers(site, "radiologist") == 3
 
-    # The analyst's report page, served by the same workers.
-    analyst = log_in(browser.new_context(), Server(url), "analyst")
-    response = analyst.goto(f"{url}/studies/{paired}/report/")
-    assert response.status == 200
-    screenshot(analyst, "gunicorn-analyst-report")
+    # The analyst's report of that study, and the coordinator's console, from the same workers.
+    analyst = log_in(browser.new_context(), server_url, "analyst", passwords["analyst"])
+    assert analyst.goto(f"{url}/studies/{paired}/report/").status == 200
+    screenshot(analyst, "gunicorn-demo-analyst-report")
+    coordinator = log_in(browser.new_context(), server_url, "coordinator", passwords["coordinator"])
+    assert coordinator.goto(f"{url}/console/studies/{mixed}/").status == 200
+    assert coordinator.locator("text=Demo mixed study").count()
 
     pids = worker_pids(server)
     assert len(pids) == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -55,11 +56,16 @@ class CaseView:
     def is_practice(self) -> bool:
         return self.slot.case.is_practice
 
+    @cached_property
+    def questions(self) -> tuple[str | None, list]:
+        """Slot.questions_to_ask, asked once per view."""
+        return self.slot.questions_to_ask()
+
     @property
     def reader_design(self) -> str:
         """What the page asks: "grade" (a grading block: its further questions alone, never a word of
         synthetic images), "paired" or "mixed". Also the page's layout class and key set."""
-        if self.slot.questions_to_ask()[0] is None:
+        if self.questions[0] is None:
             return "grade"
         return "paired" if self.study.design == Design.PAIRED else "mixed"
 
@@ -96,13 +102,14 @@ class CaseView:
         done, total = self.block_progress
         return round(100 * done / total) if total else 0
 
+    @cached_property
     def panes(self) -> list[dict]:
         urls = image_urls(self.slot)
         labels = ["Left", "Right"] if self.study.design == Design.PAIRED else ["Image"]
         return [{"url": url, "label": label} for url, label in zip(urls, labels)]
 
     def fields_context(self) -> dict:
-        main, further = self.slot.questions_to_ask()
+        main, further = self.questions
         previous = self.previous or {}
         return {
             "study": self.study,
@@ -131,7 +138,7 @@ class CaseView:
             "total": self.block_progress[1],
             "percent": self.percent,
             "seconds_left_estimate": self.seconds_left_estimate,
-            "images": [pane["url"] for pane in self.panes()],
+            "images": [pane["url"] for pane in self.panes],
             "prefetch": list(self.prefetch),
             "answer_url": self.answer_url,
             # A fresh key for this showing; a retried or double-clicked submit repeats it.

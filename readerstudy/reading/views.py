@@ -166,9 +166,9 @@ def read(request: HttpRequest, study_id: int) -> HttpResponse:
     study = assignment.study
     if not study.is_ready():
         return render(request, "reading/not_ready.html", {"study": study}, status=503)
-    if opens_at := assignment.waiting_until():  # a wash-out: the repeat block is not served before its date
-        return render(request, "reading/washout.html", {"study": study, "opens_at": opens_at})
     slot = assignment.next_slot()
+    if opens_at := assignment.waiting_until(slot):  # a wash-out: the repeat block is not served before its date
+        return render(request, "reading/washout.html", {"study": study, "opens_at": opens_at})
     if slot is None:
         assignment.mark_completed_if_done()
         return render(request, "reading/finished.html", {"study": study})
@@ -189,9 +189,9 @@ def next_case(request: HttpRequest, study_id: int) -> JsonResponse:
     study = assignment.study
     if not study.is_ready():
         return JsonResponse({"kind": "not_ready", "url": reverse("read", args=[study_id])})
-    if opens_at := assignment.waiting_until():  # the page shows the wash-out message; the case is not served
-        return JsonResponse({"kind": "washout", "opens_at": opens_at.isoformat(), "url": reverse("read", args=[study_id])})
     slot = assignment.next_slot()
+    if opens_at := assignment.waiting_until(slot):  # the page shows the wash-out message; the case is not served
+        return JsonResponse({"kind": "washout", "opens_at": opens_at.isoformat(), "url": reverse("read", args=[study_id])})
     if slot is None:
         assignment.mark_completed_if_done()
         return JsonResponse({"kind": "finished", "url": reverse("read", args=[study_id])})
@@ -222,7 +222,10 @@ def _case_view(assignment: Assignment, slot: Slot) -> CaseView:
     latest = slot.latest_revision()
     previous = {a.question: (a.answer, a.confidence) for a in slot.answers.filter(revision=latest)} if latest is not None else {}
     earlier = slot.position - 1 if study.allow_back and slot.position - 1 > practice else None
-    following = assignment.slots.filter(position=slot.position + 1, answers__isnull=True).select_related("case").first()
+    following = (
+        assignment.slots.filter(position=slot.position + 1, answers__isnull=True)
+        .select_related("case__real_image", "case__synthetic_image").first()
+    )
     return CaseView(
         study=study,
         slot=slot,
@@ -254,7 +257,7 @@ def reading_page_context(request: HttpRequest, view: CaseView, *, next_url: str)
         "fields_html": description["fields_html"],
         "next_url": next_url,
         "text": instructions_for(study, total=total, done=done, reader_design=view.reader_design),
-        **_instruction_questions(study, view.reader_design, view.slot.questions_to_ask()[1]),
+        **_instruction_questions(study, view.reader_design, view.questions[1]),
     }
 
 
@@ -270,16 +273,22 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
     Malformed payloads are a 400 with a message (see payload.py); the same
     idempotency key with different content is a 409, never "already stored".
     """
-    assignment = _open_assignment(request, study_id)
     try:
         payload = parse_answer(request.body)
     except PayloadError as error:
+        _open_assignment(request, study_id)  # a reading that ended says so first
         return _bad(str(error))
     key, choice, reading_ms, client = payload.idempotency_key, payload.answer, payload.reading_ms, payload.client
 
     next_url = reverse("read", args=[study_id])
-    slot = get_object_or_404(Slot.objects.select_related("case", "assignment__study"), assignment=assignment, position=position)
-    study = assignment.study
+    # One query finds the slot with its case, assignment and study, and what the checks below need.
+    slot = Slot.objects.for_answer(study_id, request.user, position, key)
+    if slot is None:
+        _open_assignment(request, study_id)  # not a reader of the study (404), or it was closed (410)
+        raise Http404("No such case")
+    assignment, study = slot.assignment, slot.assignment.study
+    if not study.is_open:
+        raise ReadingEnded("closed", STUDY_CLOSED, 410)
     main_question, further_questions = slot.questions_to_ask()
     valid = ("left", "right") if study.design == Design.PAIRED else ("real", "synthetic")
     if main_question is not None and choice not in valid:
@@ -309,11 +318,11 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
             return _bad("this idempotency key was already used for a different answer", 409)
         return JsonResponse({"status": "already stored", "next": next_url, **_feedback(slot)})
 
-    if (response := repeated()) is not None:
+    if slot.key_used and (response := repeated()) is not None:
         return response
     if slot.first_served_at is None:
         return _bad("this case was never served", 409)
-    if slot.answers.exists() and not slot.is_revisable:
+    if slot.is_answered and not slot.is_revisable:
         # Looked up again: the same request may have been stored since the first look.
         return repeated() or JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
     for _ in range(3):  # a revisable slot whose next revision was just taken claims the one after
@@ -327,7 +336,8 @@ def answer(request: HttpRequest, study_id: int, position: int) -> JsonResponse:
                 return JsonResponse({"status": "already answered", "next": next_url, **_feedback(slot)})
     else:
         return _bad("too many answers to this case at once; try again", 409)
-    assignment.mark_completed_if_done()
+    if slot.is_last:  # cases are served in order, so only the last one's answer can complete the reading
+        assignment.mark_completed_if_done()  # (and the reading pages mark it when they find no case left)
     return JsonResponse({"status": "revised" if revision else "stored", "next": next_url, **_feedback(slot)})
 
 
@@ -357,17 +367,16 @@ IMAGE_HEADERS = {
 @require_GET
 def image(request: HttpRequest, token: str) -> HttpResponse:
     """Serve a presentation image to the reader whose token it is (or, by its own token, to a coordinator)."""
-    served = (
+    image_token = (
         ServedImage.objects.filter(token=token, assignment__reader=request.user, assignment__study__is_open=True)
-        .select_related("image").only("image__token").first()
+        .values_list("image__token", flat=True).first()
     )
-    image = served.image if served else None
-    if image is None and profile_of(request.user).is_coordinator:
-        image = Image.objects.filter(token=token).only("token").first()
-    if image is None:
+    if image_token is None and profile_of(request.user).is_coordinator:
+        image_token = Image.objects.filter(token=token).values_list("token", flat=True).first()
+    if image_token is None:
         raise Http404("No such image")
     try:
-        data = image.read_bytes()
+        data = Image(token=image_token).read_bytes()  # its token alone names the stored file
     except FileNotFoundError:  # the store lost the file (restored backup, manual deletion): not a server crash
         raise Http404("No such image") from None
     response = HttpResponse(data, content_type=CONTENT_TYPE)

@@ -602,9 +602,11 @@ class Assignment(models.Model):
         last = Answer.objects.filter(slot__in=first).aggregate(models.Max("answered_at"))["answered_at__max"]
         return None if last is None else last + timedelta(days=self.study.washout_days)
 
-    def waiting_until(self):
-        """The date the reader's next case may be served, when that is later than now (a wash-out); else None."""
-        slot = self.next_slot()
+    def waiting_until(self, slot: Slot | None = None):
+        """The date the reader's next case may be served, when that is later than now (a wash-out); else None.
+
+        ``slot``: the next slot, when the caller has it already (else it is looked up)."""
+        slot = slot or self.next_slot()
         if slot is None or slot.phase != Phase.WASHOUT:
             return None
         opens = self.washout_opens_at()
@@ -612,12 +614,15 @@ class Assignment(models.Model):
 
     def next_slot(self) -> Slot | None:
         """The first slot without an answer: where a reader resumes."""
-        return self.slots.filter(answers__isnull=True).select_related("case").order_by("position").first()
+        unanswered = self.slots.filter(answers__isnull=True)
+        return unanswered.select_related("case__real_image", "case__synthetic_image").order_by("position").first()
 
     def progress(self) -> tuple[int, int]:
         """(answered, total) slots, practice included."""
-        total = self.slots.count()
-        return self.slots.filter(answers__isnull=False).distinct().count(), total
+        counts = self.slots.aggregate(
+            done=models.Count("pk", filter=models.Q(answers__isnull=False), distinct=True), total=models.Count("pk", distinct=True)
+        )
+        return counts["done"], counts["total"]
 
     def seconds_left(self, done: int, total: int) -> int | None:
         """Estimated reading time left: this reader's median time so far times the cases left."""
@@ -635,6 +640,29 @@ class Assignment(models.Model):
             self.save(update_fields=["completed_at"])
 
 
+class SlotQuerySet(models.QuerySet):
+    def for_answer(self, study_id: int, reader: User, position: int, key: uuid.UUID) -> Slot | None:
+        """The reader's slot at ``position`` with all that answering it looks up, in one query.
+
+        With the case, assignment and study, it carries whether the slot was answered already
+        (``is_answered``), whether idempotency key ``key`` was used on any answer (``key_used``),
+        whether a later slot exists (``is_last`` is False) and whether the study has further
+        questions (``study_has_questions``: False spares questions_to_ask its query). None when
+        the reader has no such slot in the study.
+        """
+        later = Slot.objects.filter(assignment=models.OuterRef("assignment"), position__gt=models.OuterRef("position"))
+        slots = self.select_related("case", "assignment__study").annotate(
+            is_answered=models.Exists(Answer.objects.filter(slot=models.OuterRef("pk"))),
+            key_used=models.Exists(Answer.objects.filter(idempotency_key=key)),
+            is_last=~models.Exists(later),
+            study_has_questions=models.Exists(Question.objects.filter(study=models.OuterRef("assignment__study"))),
+        )
+        try:  # get(), not first(): no ORDER BY to build and run (a reader has one slot per position)
+            return slots.get(assignment__study_id=study_id, assignment__reader=reader, position=position)
+        except Slot.DoesNotExist:
+            return None
+
+
 class Slot(models.Model):
     """One case at one reading position for one reader."""
 
@@ -646,6 +674,10 @@ class Slot(models.Model):
     # Set with first_served_at when the study has a time limit: a reload keeps counting down.
     deadline = models.DateTimeField(null=True, blank=True)
     phase = models.CharField(max_length=10, choices=Phase.choices, blank=True, default=Phase.NONE)
+
+    objects = SlotQuerySet.as_manager()
+    # SlotQuerySet.for_answer annotates it from the database; False only when the study has no further question.
+    study_has_questions = True
 
     class Meta:
         ordering = ["assignment", "position"]
@@ -662,11 +694,10 @@ class Slot(models.Model):
         validation all follow it.
         """
         study = self.assignment.study
-        if self.phase == Phase.GRADE:
-            return None, list(study.questions.all())
         if self.phase == Phase.REVEAL:
             return study.question, []
-        return study.question, list(study.questions.all())
+        further = list(study.questions.all()) if self.study_has_questions else []
+        return (None if self.phase == Phase.GRADE else study.question), further
 
     def images_in_display_order(self) -> list[Image]:
         """Left then right (paired), or the one image (mixed)."""
@@ -764,8 +795,10 @@ class Slot(models.Model):
             study = self.assignment.study
             limit = study.time_limit_seconds
             deadline = now + timedelta(seconds=limit, milliseconds=study.blank_ms) if limit else None
-            Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=now, deadline=deadline)
-            self.refresh_from_db(fields=["first_served_at", "deadline"])
+            if Slot.objects.filter(pk=self.pk, first_served_at__isnull=True).update(first_served_at=now, deadline=deadline):
+                self.first_served_at, self.deadline = now, deadline
+            else:  # another request served it first: its times count
+                self.refresh_from_db(fields=["first_served_at", "deadline"])
 
     def seconds_to_deadline(self, now=None) -> float | None:
         """Time left to read this case (0 once it ran out); None without a time limit."""

@@ -35,6 +35,9 @@ DEMO_STUDIES = [
     ("Demo paired study", Design.PAIRED, 12, 20261126),
     ("Demo mixed study", Design.MIXED, 12, 20261127),
 ]
+# Real images the studies draw: every case of the paired study has one, half the mixed study's do, and
+# no real image is shown in both studies.
+MIN_REAL_IMAGES = 12 + 6
 INSTRUCTIONS = (
     "These are simulated chest radiographs rendered from a public CT scan, and images from a "
     "generator trained on them. Read as you would a frontal chest radiograph."
@@ -47,13 +50,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--no-serve", action="store_true", help="build everything and exit")
         parser.add_argument("--addr", default="127.0.0.1:8000", help="address to serve on")
+        parser.add_argument(
+            "--real-images", type=int, default=DEMO_REAL_IMAGES, metavar="N",
+            help=f"render the first N radiographs of the archive (default {DEMO_REAL_IMAGES}; at least "
+            f"{MIN_REAL_IMAGES}, what the two studies draw): fewer make the same demo faster, as tests/test_serving.py does",
+        )
 
-    def handle(self, no_serve: bool, addr: str, **options):
+    def handle(self, no_serve: bool, addr: str, real_images: int, **options):
+        if real_images < MIN_REAL_IMAGES:
+            raise CommandError(f"--real-images: the demo studies draw {MIN_REAL_IMAGES} real images")
         # The demo reads its studies with the machine reader itself (statistics only, seconds)
         # rather than leaving a model-training job running in a thread of this command.
         settings.MACHINE_READ_AFTER_PREPARE = False
         call_command("migrate", verbosity=0, interactive=False)
-        pool = self.build_archive()
+        pool = self.build_archive(real_images)
         generator = self.register_generator()
         passwords = self.create_people()
         readers = [User.objects.get(username=name) for name, role, *_ in DEMO_PEOPLE if role == Role.READER]
@@ -96,14 +106,14 @@ class Command(BaseCommand):
         if not no_serve:
             call_command("runserver", addr, use_reloader=False)
 
-    def build_archive(self) -> Pool:
+    def build_archive(self, count: int) -> Pool:
         from generator.demo import DEMO_RESOLUTION, build_demo_archive
 
         pool, _ = Pool.objects.get_or_create(name=DEMO_POOL, defaults={"presentation_size": DEMO_RESOLUTION, "bit_depth": 16})
         if not pool.real_images().exists():
             folder = settings.VAR_DIR / "demo" / "archive"
             self.stdout.write(f"Rendering the demo archive into {folder} (simulated from a public CT; no patient data)…")
-            paths = build_demo_archive(folder, count=DEMO_REAL_IMAGES)
+            paths = build_demo_archive(folder, count=count)
             summary = import_images(folder, pool)
             self.stdout.write(f"Imported {len(summary.imported)} of {len(paths)} rendered radiographs into pool {pool}.")
         return pool
