@@ -39,7 +39,7 @@ source apart except the anatomy, so every image, whatever made it, is:
    on every row and the zlib stream *stored* (deflate level 0). The file size is
    then a function of width, height and bit depth alone: every image of a pool
    has exactly the same number of bytes, and there is no per-image filter choice.
-   The cost is size: a 256 x 256 16-bit image is 131,406 bytes, about 1.7 times what
+   The cost is size: a 256 x 256 16-bit image is 131,406 bytes, about 2.3 times what
    zlib gives the demo's images (bench/blinding_audit.py prints the figure). Padding
    compressed files to a fixed size would cost as much: the bound is the stored size.
 
