@@ -597,3 +597,11 @@ def test_clustered_logit_degenerate_inputs():
     assert separated.coefficients == () and separated.note.startswith("not defined")
     assert clustered_logit(np.r_[np.ones(60), np.zeros(60)], np.zeros(120), ["x"], groups).note.startswith(
         "not defined: the covariates")
+
+
+def test_specialties_are_named_in_words_on_the_page_and_kept_as_codes_for_machines():
+    from readerstudy.analysis.templatetags.report_tags import group_label, specialty
+
+    assert specialty("orthopaedic_surgeon") == "Orthopaedic surgeon" and specialty(None) == "" and specialty("x") == "x"
+    assert group_label({"level": "specialty", "label": "radiology_resident"}) == "Radiology resident"
+    assert group_label({"level": "reader", "label": "ana"}) == "ana"

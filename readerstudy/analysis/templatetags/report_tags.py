@@ -26,3 +26,19 @@ def get_item(mapping, key):
     if not mapping:
         return None
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def specialty(code):
+    """A specialty's name for the page ("orthopaedic_surgeon" -> "Orthopaedic surgeon"); JSON and CSV keep the code."""
+    from readerstudy.accounts.models import Specialty
+
+    if code in Specialty.values:
+        return Specialty(code).label
+    return "" if code is None else code
+
+
+@register.filter
+def group_label(group):
+    """A report group's row heading: "all readers", a specialty's name, or the reader."""
+    return specialty(group.get("label")) if group.get("level") == "specialty" else group.get("label")
