@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,19 @@ def log_in(context, live_server, username: str, password: str | None = None):
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
     return page
+
+
+@contextmanager
+def logged_in_page(live_server, username: str, width: int = 1280, height: int = 800):
+    """A Chromium page logged in as ``username``, the browser closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            yield log_in(browser.new_context(viewport={"width": width, "height": height}), live_server, username)
+        finally:
+            browser.close()
 
 
 def screenshot(page, name: str, full_page: bool = False) -> None:

@@ -93,6 +93,7 @@ def test_a_coordinator_sees_only_their_studies(client, coord, pool, checkpoint, 
     assert reverse("console:study", args=[mine.pk]) in home and reverse("console:study", args=[given.pk]) in home
     assert reverse("console:study", args=[other.pk]) not in home
     assert reverse("report", args=[other.pk]) in home  # a coordinator is an analyst too: every report is theirs to read
+    assert "<td>Draft</td>" in home  # the study's lifecycle state, not a bare open/closed
 
 
 def test_prepare_open_freeze_close_through_the_console(client, coord, pool, checkpoint, readers):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from readerstudy.studies.models import Answer, Question
-from tests.browsing import launch, log_in, require_chromium, screenshot
+from tests.browsing import logged_in_page, require_chromium, screenshot
 
 require_chromium()
 
@@ -14,12 +14,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def page(live_server, readers):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield log_in(browser.new_context(viewport={"width": 1280, "height": 800}), live_server, "rad")
-        browser.close()
+    with logged_in_page(live_server, "rad") as page:
+        yield page
 
 
 def test_practice_feedback_then_break(live_server, make_study, page):
