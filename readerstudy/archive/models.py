@@ -119,10 +119,19 @@ class Image(models.Model):
 
     @property
     def storage_name(self) -> str:
-        return f"{self.token}.png"
+        return Image.stored_name(self.token)
 
     def read_bytes(self) -> bytes:
-        with storages["images"].open(self.storage_name, "rb") as handle:
+        return Image.read_stored(self.token)
+
+    @staticmethod
+    def stored_name(token: str) -> str:
+        return f"{token}.png"
+
+    @staticmethod
+    def read_stored(token: str) -> bytes:
+        """The stored PNG of the image with this token: its token alone names the file (no row needed)."""
+        with storages["images"].open(Image.stored_name(token), "rb") as handle:
             return handle.read()
 
     def read_levels(self) -> np.ndarray:

@@ -376,7 +376,7 @@ def image(request: HttpRequest, token: str) -> HttpResponse:
     if image_token is None:
         raise Http404("No such image")
     try:
-        data = Image(token=image_token).read_bytes()  # its token alone names the stored file
+        data = Image.read_stored(image_token)
     except FileNotFoundError:  # the store lost the file (restored backup, manual deletion): not a server crash
         raise Http404("No such image") from None
     response = HttpResponse(data, content_type=CONTENT_TYPE)
