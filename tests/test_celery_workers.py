@@ -234,3 +234,22 @@ def test_generation_work_goes_to_the_gpu_queue():
     from readerstudy.jobs.engine import QUEUES
 
     assert QUEUES["prepare_study"] == "gpu"
+
+
+def test_a_job_claimed_by_a_worker_killed_before_starting_it_is_sent_again(stored_job, settings, monkeypatch):
+    """Killed between its claim and its first UPDATE: the job is still queued but held, so a
+    redelivery is refused; the take-over must release it and send it again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from readerstudy.jobs import celery_dispatch
+
+    sent = []
+    monkeypatch.setattr(celery_dispatch, "send", lambda job: sent.append(job.pk))
+    long_ago = timezone.now() - timedelta(seconds=settings.JOBS_STALE_SECONDS + 5)
+    stored_job.__class__.objects.filter(pk=stored_job.pk).update(worker="gone 1", heartbeat_at=long_ago)
+    assert celery_dispatch.take_over() == 1 and sent == [stored_job.pk]
+    stored_job.refresh_from_db()
+    assert stored_job.status == "queued" and stored_job.heartbeat_at is None  # claimable by the next delivery
+    assert celery_dispatch.take_over() == 0  # released once, not again while nobody holds it

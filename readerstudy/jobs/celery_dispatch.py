@@ -24,6 +24,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from readerstudy.jobs.claims import abandoned
 from readerstudy.jobs.engine import QUEUES
 from readerstudy.jobs.models import Job
 
@@ -58,11 +59,11 @@ def take_over(node: str | None = None, booted_at=None) -> int:
     """Re-send the jobs dead workers left running: stale ones and, given a node that just
     started, those its previous life held before ``booted_at``."""
     stale = timezone.now() - timedelta(seconds=settings.JOBS_STALE_SECONDS)
-    dead = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    dead = abandoned(stale)
     if node:
-        dead |= Q(worker__startswith=f"{node} ", heartbeat_at__lt=booted_at)
+        dead |= Q(worker__startswith=f"{node} ", heartbeat_at__lt=booted_at, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
     sent = 0
-    for job in Job.objects.filter(dead, status=Job.Status.RUNNING):
+    for job in Job.objects.filter(dead):
         # Released only if still held by the dead worker (not claimed again meanwhile).
         if Job.objects.filter(pk=job.pk, worker=job.worker, heartbeat_at=job.heartbeat_at).update(heartbeat_at=None):
             log.warning("job %s: its worker %r is gone; sending it again", job.pk, job.worker or "?")

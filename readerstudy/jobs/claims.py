@@ -60,9 +60,14 @@ def _beat(job_id: int, worker: str, stop: threading.Event) -> None:
         connection.close()
 
 
-def orphaned_jobs():
-    """Jobs nobody runs: running with a stale heartbeat, or queued for longer than that."""
-    stale = timezone.now() - timedelta(seconds=settings.JOBS_STALE_SECONDS)
+def abandoned(stale) -> Q:
+    """Jobs whose runner stopped beating before ``stale``: running, or claimed but not yet started
+    (a runner killed between its claim and its first UPDATE), so that a later delivery is refused."""
     running = Q(status=Job.Status.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale))
-    waiting = Q(status=Job.Status.QUEUED, created_at__lt=stale) & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
-    return Job.objects.filter(running | waiting)
+    return running | Q(status=Job.Status.QUEUED, heartbeat_at__lt=stale)
+
+
+def orphaned_jobs():
+    """Embedded default: jobs nobody runs, abandoned or queued (never claimed) for longer than the stale time."""
+    stale = timezone.now() - timedelta(seconds=settings.JOBS_STALE_SECONDS)
+    return Job.objects.filter(abandoned(stale) | Q(status=Job.Status.QUEUED, heartbeat_at__isnull=True, created_at__lt=stale))
