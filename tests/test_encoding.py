@@ -87,6 +87,15 @@ def test_ties_split_at_an_end_scatter_rather_than_draw_a_line():
     assert dark.sum() == 100 and dark.any(axis=1).all() and dark.any(axis=0).sum() > 50
 
 
+def test_blank_non_finite_and_out_of_range_images_are_presented_without_error():
+    blank = encoding.to_presentation(np.full((50, 50), 0.7), 50, 16, 1024)
+    assert blank.dtype == np.uint16 and np.all(blank == 0)  # blank stays blank: no invented end pixels
+    wild = np.random.default_rng(5).normal(0, 50, (50, 50))  # a generator's output far outside [0, 1]
+    wild[0, :5] = [np.nan, np.inf, -np.inf, 1e30, -1e30]
+    levels = encoding.to_presentation(wild, 50, 16, 1024)
+    assert levels.dtype == np.uint16 and np.sum(levels == 0) == 25 and np.sum(levels == 1023 * 64) == 25
+
+
 def test_version_1_pools_keep_their_rounded_ends():
     rng = np.random.default_rng(4)
     clipped = np.clip(rng.normal(0.5, 0.2, (100, 100)), 0.3, 0.8)

@@ -167,6 +167,8 @@ def quantise_exact_ends(values: np.ndarray, bit_depth: int, grey_levels: int) ->
     """
     flat = values.astype(np.float64).ravel()
     count = flat.size
+    if flat.min() == flat.max():  # a blank image (a collapsed generator): blank, never salted with invented ends
+        return quantise(np.zeros(values.shape), bit_depth, grey_levels)
     ends = max(1, int(round(count * EXTREME_SHARE)))
     if 2 * ends >= count:
         raise ValueError(f"an image of {count} pixels is too small to present")
